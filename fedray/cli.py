@@ -1,0 +1,71 @@
+"""The ``fedray`` console script: a Hydra app over :func:`fedray.simulate`.
+
+The only module that imports Hydra. Config groups live in conf/ (shipped inside the
+package as fedray/conf), typed by the schemas registered below.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fedray.config import SECTIONS, ConfigError, SimulationConfig, config_from_dict, hydra_schema
+from fedray.data import DatasetUnavailable
+from fedray.simulation import Result, simulate
+
+
+def register_schemas() -> None:
+    store = ConfigStore.instance()
+    store.store(name="fedray_schema", node=hydra_schema(SimulationConfig))
+    for group, cls in SECTIONS.items():
+        if group != "ray":
+            store.store(group=group, name="schema", node=hydra_schema(cls))
+
+
+def format_result(result: Result) -> str:
+    s = result.summary
+    lines = [f"{'hospital':<16}{'train':>7}{'test':>7}{'accuracy':>10}{'auc':>8}"]
+    for client in s["clients"]:
+        name = client["name"]
+        auc = s["per_client_auc"].get(name)
+        lines.append(
+            f"{name:<16}{client['num_train']:>7}{client['num_test']:>7}"
+            f"{s['per_client_accuracy'][name]:>10.3f}{'' if auc is None else f'{auc:.3f}':>8}"
+        )
+    pooled_auc = "" if s["auc"] is None else f"{s['auc']:.3f}"
+    n_train = sum(c["num_train"] for c in s["clients"])
+    n_test = sum(c["num_test"] for c in s["clients"])
+    lines.append(f"{'pooled test':<16}{n_train:>7}{n_test:>7}{s['accuracy']:>10.3f}{pooled_auc:>8}")
+    lines.append(f"{'mean of clients':<16}{'':>14}{s['mean_client_accuracy']:>10.3f}")
+    lines.append(
+        f"{s['rounds_completed']} rounds in {s['wall_seconds']:.1f} s "
+        f"(start-up {s['startup_seconds']:.1f} s, {s['seconds_per_round']:.3f} s/round)"
+    )
+    if result.output_dir is not None:
+        lines.append(f"outputs: {result.output_dir}")
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig) -> float:
+    values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    values["output_dir"] = HydraConfig.get().runtime.output_dir
+    try:
+        config = config_from_dict(values)
+        result = simulate(config)
+    except (ConfigError, DatasetUnavailable) as err:
+        print(f"fedray: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(format_result(result), flush=True)
+    return result.accuracy
+
+
+register_schemas()
+main = hydra.main(version_base="1.3", config_path="conf", config_name="config")(run)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Typed, validated configuration.
+
+The library takes these frozen dataclasses (``fedray.simulate(SimulationConfig(...))``);
+the Hydra CLI builds them from its composed config with :func:`config_from_dict`.
+Every check raises :class:`ConfigError`, whose message names the full key, the value
+and what is allowed, so a bad sweep fails in one line before Ray starts.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; ``str(err)`` is one line."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r}: {allowed}")
+
+    def under(self, prefix: str) -> "ConfigError":
+        return ConfigError(f"{prefix}.{self.key}", self.value, self.allowed)
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+def _positive_int(key: str, value: Any) -> None:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        key, value, "must be an integer >= 1",
+    )
+
+
+def _positive_float(key: str, value: Any) -> None:
+    _require(
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value) and value > 0,
+        key, value, "must be a finite number > 0",
+    )
+
+
+def _one_of(key: str, value: Any, names: tuple[str, ...]) -> None:
+    _require(value in names, key, value, f"must be one of {', '.join(names)}")
+
+
+DATASETS = ("heart_disease", "synthetic")
+PARTITIONS = ("natural", "iid", "dirichlet", "quantity")
+MODELS = ("logreg", "mlp")
+STRATEGIES = ("fedavg",)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which records the hospitals hold.
+
+    ``heart_disease`` has four real hospitals and ignores the synthetic keys.
+    ``synthetic`` draws ``num_records`` tabular records in total (per hospital on
+    average: ``num_records / num_clients``) with hospital-specific feature shift.
+    """
+
+    name: str = "heart_disease"
+    num_records: int = 2000
+    num_features: int = 13
+    num_classes: int = 2
+    feature_shift: float = 0.5
+    test_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, DATASETS)
+        _positive_int("num_records", self.num_records)
+        _positive_int("num_features", self.num_features)
+        _require(
+            isinstance(self.num_classes, int) and self.num_classes >= 2,
+            "num_classes", self.num_classes, "must be an integer >= 2",
+        )
+        _require(self.feature_shift >= 0, "feature_shift", self.feature_shift, "must be >= 0")
+        _require(
+            0 < self.test_fraction < 1, "test_fraction", self.test_fraction,
+            "must be strictly between 0 and 1",
+        )
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """How records are split into hospitals (``natural`` keeps real hospital ids)."""
+
+    name: str = "natural"
+    alpha: float = 0.5  # dirichlet: label skew; quantity: size skew (smaller = more skewed)
+    min_records: int = 4  # every hospital holds at least this many records (train + test)
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, PARTITIONS)
+        _positive_float("alpha", self.alpha)
+        _require(
+            isinstance(self.min_records, int) and self.min_records >= 2, "min_records",
+            self.min_records, "must be an integer >= 2 (one train and one test record)",
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "logreg"
+    hidden: int = 32  # mlp only
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, MODELS)
+        _positive_int("hidden", self.hidden)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Client hook + server rule; ``server_lr`` scales the averaged update."""
+
+    name: str = "fedavg"
+    server_lr: float = 1.0
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, STRATEGIES)
+        _positive_float("server_lr", self.server_lr)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Where the simulation runs. ``address=None`` always starts a fresh local Ray."""
+
+    address: Optional[str] = None
+    num_cpus_per_actor: float = 1.0
+    num_gpus_per_actor: float = 0.0
+    num_actors: Optional[int] = None  # None: as many as the cluster's CPUs allow
+    num_cpus: Optional[int] = None  # local Ray only: CPUs to give it (None: all)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.address is None or (isinstance(self.address, str) and self.address != ""),
+            "address", self.address, "must be null (fresh local Ray), 'auto' or host:port",
+        )
+        _positive_float("num_cpus_per_actor", self.num_cpus_per_actor)
+        _require(
+            0 <= self.num_gpus_per_actor, "num_gpus_per_actor", self.num_gpus_per_actor,
+            "must be >= 0 (fractions share a GPU)",
+        )
+        if self.num_actors is not None:
+            _positive_int("num_actors", self.num_actors)
+        if self.num_cpus is not None:
+            _positive_int("num_cpus", self.num_cpus)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """One federated run. Top-level keys are the public CLI names."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    num_rounds: int = 10
+    num_clients: int = 4  # for partitions that choose the count (not 'natural')
+    fraction_per_round: float = 1.0
+    min_clients: int = 1
+    local_epochs: int = 1
+    local_steps: Optional[int] = None  # when set, overrides local_epochs
+    batch_size: int = 32
+    lr: float = 0.05
+    seed: int = 0
+    eval_every: int = 1
+    round_timeout_s: Optional[float] = None
+    output_dir: Optional[str] = None  # None: no files written (library use)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _positive_int("num_rounds", self.num_rounds)
+        _positive_int("num_clients", self.num_clients)
+        _require(
+            0 < self.fraction_per_round <= 1, "fraction_per_round", self.fraction_per_round,
+            "must be in (0, 1]",
+        )
+        _positive_int("min_clients", self.min_clients)
+        _positive_int("local_epochs", self.local_epochs)
+        if self.local_steps is not None:
+            _positive_int("local_steps", self.local_steps)
+        _positive_int("batch_size", self.batch_size)
+        _positive_float("lr", self.lr)
+        _require(
+            isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
+            "must be an integer >= 0",
+        )
+        _positive_int("eval_every", self.eval_every)
+        if self.round_timeout_s is not None:
+            _positive_float("round_timeout_s", self.round_timeout_s)
+        if self.partition.name == "natural" and self.dataset.name != "heart_disease":
+            raise ConfigError(
+                "partition.name", self.partition.name,
+                f"dataset {self.dataset.name} has no natural hospitals; "
+                "use iid, dirichlet or quantity",
+            )
+
+
+SECTIONS: dict[str, type] = {
+    "dataset": DatasetConfig,
+    "partition": PartitionConfig,
+    "model": ModelConfig,
+    "strategy": StrategyConfig,
+    "ray": RayConfig,
+}
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise ConfigError(key, values[unknown[0]], f"unknown key; known: {', '.join(sorted(names))}")
+    try:
+        return cls(**values)
+    except ConfigError as err:
+        raise (err.under(prefix.rstrip(".")) if prefix else err) from None
+
+
+def config_from_dict(values: Mapping[str, Any]) -> SimulationConfig:
+    """Builds a validated :class:`SimulationConfig` from plain (e.g. Hydra) values."""
+    top = {k: v for k, v in values.items() if k not in SECTIONS and k not in ("defaults",)}
+    sections = {
+        name: _build(cls, values.get(name) or {}, f"{name}.")
+        for name, cls in SECTIONS.items()
+    }
+    return _build(SimulationConfig, {**top, **sections})
+
+
+def config_to_dict(config: SimulationConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def hydra_schema(cls: type) -> type:
+    """A mutable twin of a frozen config dataclass for Hydra's ConfigStore.
+
+    Hydra must write overrides into the nodes it composes, which a frozen dataclass
+    forbids; the twin keeps field names, types and defaults, so OmegaConf still
+    type-checks the command line. Range checks run when the library dataclass is built.
+    """
+    fields = []
+    for f in dataclasses.fields(cls):
+        if f.name in SECTIONS:
+            fields.append((f.name, Any, field(default=None)))
+        elif f.default is not dataclasses.MISSING:
+            fields.append((f.name, f.type, field(default=f.default)))
+        else:
+            fields.append((f.name, f.type, field(default_factory=f.default_factory)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)

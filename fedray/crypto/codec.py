@@ -1,0 +1,52 @@
+"""The codec interface between a hospital's pipeline and the aggregator."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol
+
+import numpy as np
+
+
+class Codec(Protocol):
+    name: str
+
+    def encode(self, vector: np.ndarray) -> Any: ...
+
+    def validate(self, payload: Any, size: int) -> Optional[str]:
+        """None if the aggregator may add ``payload``; else why it is rejected."""
+
+    def add(self, total: Any, payload: Any) -> Any: ...
+
+    def decode(self, payload: Any) -> np.ndarray: ...
+
+    def nbytes(self, payload: Any) -> int: ...
+
+
+class PlainCodec:
+    """No encryption: a flat float32 vector, checked for shape and finiteness."""
+
+    name = "none"
+
+    def encode(self, vector: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(vector, dtype=np.float32)
+
+    def validate(self, payload: Any, size: int) -> Optional[str]:
+        if not isinstance(payload, np.ndarray):
+            return f"payload is {type(payload).__name__}, expected a float32 array"
+        if payload.dtype != np.float32 or payload.ndim != 1:
+            return f"payload is {payload.dtype} with shape {payload.shape}, expected float32 ({size},)"
+        if payload.shape[0] != size:
+            return f"payload has {payload.shape[0]} values, the model has {size}"
+        bad = int(np.count_nonzero(~np.isfinite(payload)))
+        if bad:
+            return f"payload has {bad} non-finite values (NaN or inf)"
+        return None
+
+    def add(self, total: Optional[np.ndarray], payload: np.ndarray) -> np.ndarray:
+        return payload.astype(np.float64) if total is None else total + payload
+
+    def decode(self, payload: np.ndarray) -> np.ndarray:
+        return np.asarray(payload, dtype=np.float64)
+
+    def nbytes(self, payload: np.ndarray) -> int:
+        return int(payload.nbytes)

@@ -1,0 +1,98 @@
+"""What a dataset hands to the federation: records, their real hospital ids, and how
+to turn one hospital's records into train and test splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+
+@dataclass(frozen=True)
+class RecordTable:
+    """All records of a dataset before partitioning (features not yet standardised)."""
+
+    features: np.ndarray  # float32, (n, d)
+    labels: np.ndarray  # int64, (n,)
+    groups: Optional[np.ndarray]  # int, (n,): real hospital of each record, or None
+    group_names: tuple[str, ...]
+    num_classes: int
+    standardise_per_hospital: bool  # fit on each hospital's own train split (FLamby)
+    train_fraction: float
+    split_seed: int
+
+
+@dataclass(frozen=True)
+class HospitalData:
+    """One hospital's records, already split and preprocessed."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def num_test(self) -> int:
+        return len(self.y_test)
+
+
+def stratified_split(
+    labels: np.ndarray, *, train_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train/test positions within one hospital.
+
+    Stratified when every class present has more than two records, as FLamby's
+    Fed-Heart-Disease split does; scikit-learn's splitter keeps the split identical
+    to theirs for the same rows, fraction and seed.
+    """
+    n = len(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    stratify = labels if len(classes) > 1 and bool(np.all(counts > 2)) else None
+    train, test = train_test_split(
+        np.arange(n),
+        train_size=train_fraction,
+        test_size=1.0 - train_fraction,
+        random_state=seed,
+        shuffle=True,
+        stratify=stratify,
+    )
+    return np.sort(train), np.sort(test)
+
+
+def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scales both splits with the train split's mean and (unbiased) std.
+
+    The 1e-9 guard keeps constant columns (Switzerland records no cholesterol) at 0.
+    """
+    mean = train.mean(axis=0, dtype=np.float64)
+    std = train.std(axis=0, ddof=1, dtype=np.float64) if len(train) > 1 else np.zeros_like(mean)
+    scale = std + 1e-9
+    return (
+        ((train - mean) / scale).astype(np.float32),
+        ((test - mean) / scale).astype(np.float32),
+    )
+
+
+def make_hospital(
+    table: RecordTable, rows: np.ndarray, name: str, *, split_seed: int
+) -> HospitalData:
+    rows = np.asarray(rows)
+    x, y = table.features[rows], table.labels[rows]
+    train, test = stratified_split(y, train_fraction=table.train_fraction, seed=split_seed)
+    x_train, x_test = x[train], x[test]
+    if table.standardise_per_hospital:
+        x_train, x_test = standardise(x_train, x_test)
+    return HospitalData(
+        name=name,
+        x_train=np.ascontiguousarray(x_train, dtype=np.float32),
+        y_train=y[train].astype(np.int64),
+        x_test=np.ascontiguousarray(x_test, dtype=np.float32),
+        y_test=y[test].astype(np.int64),
+    )

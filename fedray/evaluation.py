@@ -1,0 +1,76 @@
+"""Test statistics a hospital may share (counts and score histograms, never records)
+and the pure maths that combines them into per-hospital and pooled metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from fedray.models import loss_fn, predict
+
+SCORE_BINS = 1000  # pooled ROC-AUC from binned scores: exact up to ties within 1e-3
+
+
+@dataclass(frozen=True)
+class EvalStats:
+    num: int
+    correct: int
+    loss_sum: float
+    auc: Optional[float]  # exact, on this hospital's own split (binary tasks only)
+    positive_hist: Optional[np.ndarray]  # counts of positive-class scores per bin
+    negative_hist: Optional[np.ndarray]
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.num
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.num
+
+
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> EvalStats:
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+        loss_sum = float(loss_fn(logits, y, reduction="sum"))
+        labels, scores = predict(logits)
+    correct = int((labels == y).sum())
+    binary = logits.shape[1] <= 2
+    auc = pos = neg = None
+    if binary:
+        s, t = scores.cpu().numpy(), y.cpu().numpy()
+        auc = float(roc_auc_score(t, s)) if 0 < t.sum() < len(t) else None
+        edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
+        pos = np.histogram(s[t == 1], bins=edges)[0]
+        neg = np.histogram(s[t == 0], bins=edges)[0]
+    return EvalStats(len(y), correct, loss_sum, auc, pos, neg)
+
+
+def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
+    """ROC-AUC from per-bin score counts: P(score+ > score-) + P(tie)/2 over bins."""
+    n_pos, n_neg = positive.sum(), negative.sum()
+    if n_pos == 0 or n_neg == 0:
+        return None
+    negatives_below = np.cumsum(negative) - negative
+    wins = float(np.sum(positive * negatives_below)) + 0.5 * float(np.sum(positive * negative))
+    return wins / (float(n_pos) * float(n_neg))
+
+
+def pooled(stats: Sequence[EvalStats]) -> EvalStats:
+    """The global model on the union of the hospitals' test splits."""
+    hist = [s.positive_hist is not None for s in stats]
+    pos = np.sum([s.positive_hist for s in stats], axis=0) if all(hist) else None
+    neg = np.sum([s.negative_hist for s in stats], axis=0) if all(hist) else None
+    auc = auc_from_histograms(pos, neg) if pos is not None else None
+    return EvalStats(
+        num=sum(s.num for s in stats),
+        correct=sum(s.correct for s in stats),
+        loss_sum=sum(s.loss_sum for s in stats),
+        auc=auc, positive_hist=pos, negative_hist=neg,
+    )

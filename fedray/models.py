@@ -1,0 +1,76 @@
+"""Model registry and the loss/score rules shared by training and evaluation.
+
+A binary task with a one-logit head (logistic regression, FLamby's baseline) uses
+sigmoid + binary cross-entropy; any wider head uses softmax cross-entropy.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedray.config import ModelConfig
+
+ModelBuilder = Callable[[ModelConfig, int, int], nn.Module]
+
+
+def _logreg(config: ModelConfig, num_features: int, num_classes: int) -> nn.Module:
+    return nn.Linear(num_features, 1 if num_classes == 2 else num_classes)
+
+
+def _mlp(config: ModelConfig, num_features: int, num_classes: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(num_features, config.hidden), nn.ReLU(), nn.Linear(config.hidden, num_classes)
+    )
+
+
+MODELS: dict[str, ModelBuilder] = {"logreg": _logreg, "mlp": _mlp}
+
+
+def build_model(config: ModelConfig, *, num_features: int, num_classes: int) -> nn.Module:
+    return MODELS[config.name](config, num_features, num_classes)
+
+
+def initial_parameters(
+    config: ModelConfig, *, num_features: int, num_classes: int, seed: int
+) -> np.ndarray:
+    """The round-0 global vector: torch's default init under ``torch.manual_seed(seed)``,
+    the same draw FLamby makes when it seeds before building its model."""
+    torch.manual_seed(seed)
+    model = build_model(config, num_features=num_features, num_classes=num_classes)
+    return flatten(model)
+
+
+def flatten(model: nn.Module) -> np.ndarray:
+    return nn.utils.parameters_to_vector(model.parameters()).detach().cpu().numpy().astype(
+        np.float32
+    )
+
+
+def load_flat(model: nn.Module, vector: np.ndarray) -> None:
+    """Copies a flat float32 vector into the model (the broadcast array stays read-only)."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        nn.utils.vector_to_parameters(torch.as_tensor(np.array(vector), device=device),
+                                      model.parameters())
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    if logits.shape[1] == 1:
+        return nn.functional.binary_cross_entropy_with_logits(
+            logits[:, 0], labels.to(logits.dtype), reduction=reduction
+        )
+    return nn.functional.cross_entropy(logits, labels, reduction=reduction)
+
+
+def predict(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted class and the positive-class score (binary) or max probability."""
+    if logits.shape[1] == 1:
+        score = torch.sigmoid(logits[:, 0])
+        return (score > 0.5).long(), score
+    probs = torch.softmax(logits, dim=1)
+    score = probs[:, 1] if probs.shape[1] == 2 else probs.max(dim=1).values
+    return probs.argmax(dim=1), score

@@ -1,0 +1,130 @@
+"""Ray actors: they host hospitals and the aggregator, and only move arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Optional
+
+import numpy as np
+import ray
+import torch
+
+from fedray.config import SimulationConfig
+from fedray.crypto import PlainCodec
+from fedray.data import load_federation
+from fedray.hospital import Hospital
+from fedray.models import build_model
+from fedray.pipeline import AggregateResult, ClientPipeline, Rejection, Update, aggregate
+from fedray.strategies import build_strategy
+from fedray.training import LocalTraining
+
+
+class HospitalWorker:
+    """Hosts several hospitals and trains them one after another on one model copy."""
+
+    def __init__(self, config: SimulationConfig, hospital_indices: list[int]) -> None:
+        threads = max(1, int(config.ray.num_cpus_per_actor))
+        torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
+        use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
+        self.device = "cuda" if use_gpu else "cpu"
+        federation = load_federation(
+            config.dataset, config.partition, config.num_clients, config.seed
+        )
+        self.hospitals = {
+            i: Hospital(index=i, data=federation.hospitals[i], seed=config.seed, device=self.device)
+            for i in hospital_indices
+        }
+        torch.manual_seed(config.seed)
+        self.model = build_model(
+            config.model, num_features=federation.num_features,
+            num_classes=federation.num_classes,
+        ).to(self.device)
+        self.strategy = build_strategy(config.strategy)
+        self.pipeline = ClientPipeline(codec=PlainCodec())
+        self.settings = LocalTraining(
+            epochs=config.local_epochs, steps=config.local_steps,
+            batch_size=config.batch_size, lr=config.lr,
+        )
+
+    def ready(self) -> str:
+        return self.device
+
+    def train(self, global_vector: np.ndarray, weights: dict[int, float]) -> list[Update]:
+        return [
+            self.hospitals[i].train(
+                self.model, global_vector, weight=w, settings=self.settings,
+                strategy=self.strategy, pipeline=self.pipeline,
+            )
+            for i, w in weights.items()
+        ]
+
+    def evaluate(self, global_vector: np.ndarray) -> dict[int, Any]:
+        return {i: h.evaluate(self.model, global_vector) for i, h in self.hospitals.items()}
+
+
+class AggregatorWorker:
+    """Receives the hospitals' update batches and aggregates them; holds no data."""
+
+    def __init__(self, config: SimulationConfig) -> None:
+        self.codec = PlainCodec()
+        self.strategy = build_strategy(config.strategy)
+
+    def aggregate(self, batches: list[ray.ObjectRef], global_vector: np.ndarray
+                  ) -> AggregateResult:
+        """``batches`` are the refs of hospital-actor results (a list inside the argument
+        stays unresolved), so the updates travel actor to aggregator, not via the driver."""
+        updates: list[Update] = []
+        failed: list[Rejection] = []
+        start = time.perf_counter()
+        for ref in batches:
+            try:
+                updates.extend(ray.get(ref))
+            except ray.exceptions.RayError as err:  # a crashed actor or hospital
+                failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
+        received = time.perf_counter() - start
+        result = aggregate(updates, global_vector=global_vector, codec=self.codec,
+                           strategy=self.strategy)
+        return dataclasses.replace(
+            result, rejected=result.rejected + tuple(failed),
+            seconds={**result.seconds, "receive": received},
+        )
+
+
+def make_actors(
+    config: SimulationConfig, assignment: list[list[int]]
+) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle]:
+    hospital_actor = ray.remote(
+        num_cpus=config.ray.num_cpus_per_actor, num_gpus=config.ray.num_gpus_per_actor
+    )(HospitalWorker)
+    # The aggregator only adds vectors: it reserves no CPU, so it never blocks a hospital.
+    aggregator_actor = ray.remote(num_cpus=0)(AggregatorWorker)
+    hospitals = [hospital_actor.remote(config, indices) for indices in assignment]
+    aggregator = aggregator_actor.remote(config)
+    return hospitals, aggregator
+
+
+def assign_hospitals(sizes: list[int], num_actors: int) -> list[list[int]]:
+    """Greedy longest-first balance of training records over actors."""
+    loads = [0] * num_actors
+    groups: list[list[int]] = [[] for _ in range(num_actors)]
+    for i in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
+        target = int(np.argmin(loads))
+        groups[target].append(i)
+        loads[target] += sizes[i]
+    return [sorted(g) for g in groups if g]
+
+
+def actor_count(config: SimulationConfig, cluster: dict[str, float], num_hospitals: int
+                ) -> int:
+    if config.ray.num_actors is not None:
+        return min(config.ray.num_actors, num_hospitals)
+    by_cpu = int(cluster.get("CPU", 1) // config.ray.num_cpus_per_actor)
+    limits = [num_hospitals, max(by_cpu, 1)]
+    if config.ray.num_gpus_per_actor > 0:
+        limits.append(int(cluster.get("GPU", 0) // config.ray.num_gpus_per_actor))
+    return max(1, min(limits))
+
+
+def wait_ready(actors: list[ray.actor.ActorHandle], timeout: Optional[float] = None) -> list[str]:
+    return ray.get([a.ready.remote() for a in actors], timeout=timeout)
