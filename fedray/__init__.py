@@ -5,7 +5,14 @@ from fedray.config import (
     ConfigError, DatasetConfig, ModelConfig, PartitionConfig, RayConfig, SimulationConfig,
     StrategyConfig, config_from_dict,
 )
-from fedray.simulation import Result, simulate
+
+def __getattr__(name: str):  # lazy: Ray workers import fedray.* without the orchestrator
+    if name in ("Result", "simulate"):
+        from fedray import simulation
+
+        return getattr(simulation, name)
+    raise AttributeError(f"module 'fedray' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError", "DatasetConfig", "ModelConfig", "PartitionConfig", "RayConfig", "Result",

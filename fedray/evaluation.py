@@ -8,7 +8,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from fedray.models import loss_fn, predict
@@ -45,11 +44,29 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> EvalSt
     auc = pos = neg = None
     if binary:
         s, t = scores.cpu().numpy(), y.cpu().numpy()
-        auc = float(roc_auc_score(t, s)) if 0 < t.sum() < len(t) else None
+        auc = exact_auc(s, t)
         edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
         pos = np.histogram(s[t == 1], bins=edges)[0]
         neg = np.histogram(s[t == 0], bins=edges)[0]
     return EvalStats(len(y), correct, loss_sum, auc, pos, neg)
+
+
+def exact_auc(scores: np.ndarray, labels: np.ndarray) -> Optional[float]:
+    """ROC-AUC as the Mann-Whitney statistic over average ranks (ties count half)."""
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # average rank within each run of tied scores
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    for start, end in zip(starts, ends):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    rank_sum = ranks[labels == 1].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:

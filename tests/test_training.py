@@ -1,0 +1,58 @@
+import numpy as np
+import torch
+
+from fedray.config import ModelConfig
+from fedray.models import build_model, flatten, initial_parameters, load_flat, loss_fn
+from fedray.strategies import FedAvg
+from fedray.training import LocalTraining, batch_indices, sgd_step, train_local
+
+
+def test_steps_cycle_through_epochs():
+    g = torch.Generator().manual_seed(0)
+    batches = list(batch_indices(10, batch_size=4, num_steps=5, generator=g))
+    assert [len(b) for b in batches] == [4, 4, 2, 4, 4]
+    assert sorted(torch.cat(batches[:3]).tolist()) == list(range(10))  # one full epoch
+
+
+def test_epochs_mode_counts_steps():
+    assert LocalTraining(epochs=2, batch_size=32).num_steps(100) == 8
+    assert LocalTraining(epochs=2, steps=100, batch_size=32).num_steps(100) == 100
+
+
+def test_sgd_step_matches_torch_optim():
+    torch.manual_seed(0)
+    a = torch.nn.Linear(5, 2)
+    b = torch.nn.Linear(5, 2)
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randn(8, 5), torch.randint(0, 2, (8,))
+    params = list(a.parameters())
+    sgd_step(params, torch.autograd.grad(loss_fn(a(x), y), params), lr=0.1)
+    opt = torch.optim.SGD(b.parameters(), lr=0.1)
+    loss_fn(b(x), y).backward()
+    opt.step()
+    assert np.allclose(flatten(a), flatten(b))
+
+
+def test_local_training_lowers_the_loss():
+    torch.manual_seed(0)
+    x = torch.randn(200, 4)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    model = build_model(ModelConfig(name="logreg"), num_features=4, num_classes=2)
+    before = float(loss_fn(model(x), y).detach())
+    train_local(model, x, y, settings=LocalTraining(epochs=5, batch_size=16, lr=0.5),
+                generator=torch.Generator().manual_seed(0), strategy=FedAvg())
+    assert float(loss_fn(model(x), y).detach()) < 0.6 * before
+
+
+def test_flat_vector_round_trip_and_seeded_init():
+    vec = initial_parameters(ModelConfig(name="mlp", hidden=8), num_features=3, num_classes=2,
+                             seed=5)
+    assert vec.dtype == np.float32 and vec.shape == (3 * 8 + 8 + 8 * 2 + 2,)
+    again = initial_parameters(ModelConfig(name="mlp", hidden=8), num_features=3,
+                               num_classes=2, seed=5)
+    assert np.array_equal(vec, again)
+    model = build_model(ModelConfig(name="mlp", hidden=8), num_features=3, num_classes=2)
+    readonly = vec.copy()
+    readonly.setflags(write=False)  # as a ray.get array arrives
+    load_flat(model, readonly)
+    assert np.array_equal(flatten(model), vec)
