@@ -51,6 +51,16 @@ def format_result(result: Result) -> str:
     return "\n".join(lines)
 
 
+def compose(overrides: list[str]) -> SimulationConfig:
+    """The config the CLI would build for these overrides, for scripts (no run dir)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module="fedray.conf", version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=overrides)
+    return config_from_dict(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+
+
 def run(cfg: DictConfig) -> float:
     values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     values["output_dir"] = HydraConfig.get().runtime.output_dir
