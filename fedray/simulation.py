@@ -95,7 +95,7 @@ def simulate(config: SimulationConfig) -> Result:
         assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
         actors, aggregator = make_actors(config, federation, assignment)
         owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
-        wait_ready(actors)
+        devices = wait_ready(actors)
         startup_seconds = time.perf_counter() - wall_start
         rng = np.random.default_rng([config.seed, 0x5A3])
         rounds = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
@@ -156,6 +156,7 @@ def simulate(config: SimulationConfig) -> Result:
         "rejected_updates": rejections,
         "bytes_uploaded": bytes_uploaded,
         "num_actors": len(assignment),
+        "devices": devices,
         "startup_seconds": startup_seconds,
         "seconds_per_round": loop_seconds / config.num_rounds,
         "wall_seconds": time.perf_counter() - wall_start,
