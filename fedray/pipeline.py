@@ -60,7 +60,7 @@ class Rejection:
 
 @dataclass(frozen=True)
 class AggregateResult:
-    global_vector: np.ndarray
+    global_vector: Optional[np.ndarray]  # None in the report sent to the driver
     accepted: tuple[int, ...]
     rejected: tuple[Rejection, ...]
     bytes_received: int

@@ -1,13 +1,16 @@
 """The orchestrator: sampling, the round loop, timeouts, evaluation and outputs.
 
-It holds the global vector and scalar metrics only. Hospital updates go from the
-hospital actors straight to the aggregator actor (the driver passes their refs).
+It holds object references and scalar metrics only. Hospital updates go from the
+hospital actors straight to the aggregator actor, and the aggregator's new global
+vector goes straight to the next round's training: the driver passes references and
+never waits on a round trip it does not need (it reads each round's report while
+the next round trains).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -46,13 +49,17 @@ class Result:
 def plan(config: SimulationConfig) -> FederationPlan:
     """Plans (and so validates) the hospitals before Ray starts."""
     try:
-        return plan_federation(
+        federation = plan_federation(
             config.dataset, config.partition, num_clients=config.num_clients, seed=config.seed
         )
     except PartitionError as err:
         key = "partition.alpha" if config.partition.name == "dirichlet" else "num_clients"
         value = config.partition.alpha if key == "partition.alpha" else config.num_clients
         raise ConfigError(key, value, str(err)) from None
+    if config.min_clients > len(federation.hospitals):
+        raise ConfigError("min_clients", config.min_clients,
+                          f"must be <= the number of hospitals ({len(federation.hospitals)})")
+    return federation
 
 
 def sample_participants(
@@ -68,25 +75,66 @@ def aggregation_weights(participants: np.ndarray, sizes: list[int]) -> dict[int,
     return {int(i): sizes[i] / total for i in participants}
 
 
+@dataclass
+class RunRecord:
+    """Everything the orchestrator learns about the run, as scalars."""
+
+    names: list[str]
+    log: MetricsLog = field(default_factory=MetricsLog)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SECONDS_KEYS, 0.0))
+    bytes_uploaded: int = 0
+    rounds_completed: int = 0
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    last_eval: dict[int, EvalStats] = field(default_factory=dict)
+
+    def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
+        self.log.add(round_, GLOBAL, "round", "accepted", 0 if result is None else
+                     len(result.accepted))
+        if result is None:
+            bar.write(f"round {round_}: too few updates arrived in time; model unchanged")
+            return
+        self.rounds_completed += 1
+        self.bytes_uploaded += result.bytes_received
+        for key in ("aggregate", "decrypt"):
+            self.seconds[key] += result.seconds.get(key, 0.0)
+        for hospital, loss, seconds in result.update_stats:
+            self.log.add(round_, self.names[hospital], "train", "loss", loss)
+            for key in ("train", "encrypt"):
+                self.seconds[key] += seconds.get(key, 0.0)
+        for rejection in result.rejected:
+            who = self.names[rejection.hospital] if rejection.hospital >= 0 else "unknown"
+            self.rejections.append({"round": round_, "client": who, "reason": rejection.reason})
+            bar.write(f"round {round_}: rejected update from {who}: {rejection.reason}")
+
+    def add_eval(self, round_: int, stats: dict[int, EvalStats], bar: Any) -> None:
+        self.last_eval = stats
+        for i, hospital_stats in stats.items():
+            self.log.add_eval(round_, self.names[i], hospital_stats)
+        overall = pooled(list(stats.values()))
+        self.log.add_eval(round_, GLOBAL, overall)
+        bar.set_postfix(acc=f"{overall.accuracy:.3f}")
+
+
+@dataclass
+class PendingRound:
+    """References of a round whose results the driver has not read yet."""
+
+    round_: int
+    report: Optional[ray.ObjectRef]
+    evaluations: Optional[list[ray.ObjectRef]]
+
+
 def simulate(config: SimulationConfig) -> Result:
     """Runs one federated simulation and, if ``config.output_dir`` is set, writes
     metrics.csv, summary.json and accuracy.png there."""
     wall_start = time.perf_counter()
     federation = plan(config)
-    if config.min_clients > len(federation.hospitals):
-        raise ConfigError("min_clients", config.min_clients,
-                          f"must be <= the number of hospitals ({len(federation.hospitals)})")
     sizes = federation.train_sizes
-    names = [h.name for h in federation.hospitals]
-    global_vector = initial_parameters(
+    record = RunRecord(names=[h.name for h in federation.hospitals])
+    initial = initial_parameters(
         config.model, num_features=federation.num_features,
         num_classes=federation.num_classes, seed=config.seed,
     )
-    log = MetricsLog()
-    totals = dict.fromkeys(SECONDS_KEYS, 0.0)
-    bytes_uploaded, rounds_completed = 0, 0
-    rejections: list[dict[str, Any]] = []
-    last_eval: dict[int, EvalStats] = {}
 
     with ray_session(config.ray) as cluster:
         if config.ray.num_gpus_per_actor > 0 and cluster.get("GPU", 0) == 0:
@@ -97,47 +145,89 @@ def simulate(config: SimulationConfig) -> Result:
         owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
         devices = wait_ready(actors)
         startup_seconds = time.perf_counter() - wall_start
+
         rng = np.random.default_rng([config.seed, 0x5A3])
-        rounds = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
-                      disable=not config.progress, leave=False)
+        bar = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
+                   disable=not config.progress, leave=False)
+        global_ref = ray.put(initial)  # one copy in the object store, read by every actor
+        pending: Optional[PendingRound] = None
         loop_start = time.perf_counter()
-        for round_ in rounds:
+        for round_ in bar:
             round_start = time.perf_counter()
             participants = sample_participants(len(sizes), config.fraction_per_round, rng)
-            weights = aggregation_weights(participants, sizes)
-            result = _train_round(config, global_vector, weights, owner, aggregator)
-            if result is not None:
-                global_vector = result.global_vector
-                rounds_completed += 1
-                bytes_uploaded += result.bytes_received
-                for key in ("aggregate", "decrypt"):
-                    totals[key] += result.seconds.get(key, 0.0)
-                for hospital, loss, seconds in result.update_stats:
-                    log.add(round_, names[hospital], "train", "loss", loss)
-                    for key in ("train", "encrypt"):
-                        totals[key] += seconds.get(key, 0.0)
-                for rejection in result.rejected:
-                    who = names[rejection.hospital] if rejection.hospital >= 0 else "unknown"
-                    rejections.append({"round": round_, "client": who,
-                                       "reason": rejection.reason})
-                    rounds.write(f"round {round_}: rejected update from {who}: "
-                                 f"{rejection.reason}")
-            accepted = 0 if result is None else len(result.accepted)
-            log.add(round_, GLOBAL, "round", "participants", len(participants))
-            log.add(round_, GLOBAL, "round", "accepted", accepted)
-            if round_ % config.eval_every == 0 or round_ == config.num_rounds:
-                last_eval = _evaluate(actors, global_vector)
-                for i, stats in last_eval.items():
-                    log.add_eval(round_, names[i], stats)
-                overall = pooled(list(last_eval.values()))
-                log.add_eval(round_, GLOBAL, overall)
-                rounds.set_postfix(acc=f"{overall.accuracy:.3f}")
-            log.add(round_, GLOBAL, "round", "seconds", time.perf_counter() - round_start)
+            training = _dispatch_training(global_ref, aggregation_weights(participants, sizes),
+                                          owner)
+            if pending is not None:  # read the last round while this one trains
+                _collect(pending, record, bar)
+            global_ref, report = _aggregate_in_time(config, training, global_ref, aggregator)
+            due = round_ % config.eval_every == 0 or round_ == config.num_rounds
+            evaluations = [a.evaluate.remote(global_ref) for a in actors] if due else None
+            pending = PendingRound(round_, report, evaluations)
+            record.log.add(round_, GLOBAL, "round", "participants", len(participants))
+            record.log.add(round_, GLOBAL, "round", "seconds", time.perf_counter() - round_start)
+        if pending is not None:
+            _collect(pending, record, bar)
+        final_vector = ray.get(global_ref)
         loop_seconds = time.perf_counter() - loop_start
+        bar.close()
 
-    overall = pooled(list(last_eval.values()))
-    per_client = {names[i]: last_eval[i].accuracy for i in sorted(last_eval)}
-    summary = {
+    summary = _summary(config, federation, record, devices=devices,
+                       startup_seconds=startup_seconds, loop_seconds=loop_seconds,
+                       wall_seconds=time.perf_counter() - wall_start,
+                       num_actors=len(assignment))
+    metrics = record.log.frame()
+    out = Path(config.output_dir) if config.output_dir else None
+    if out is not None:
+        write_run(out, metrics=metrics, summary=summary)
+    return Result(summary=summary, metrics=metrics, global_vector=final_vector, output_dir=out)
+
+
+def _dispatch_training(
+    global_ref: ray.ObjectRef, weights: dict[int, float], owner: dict[int, Any]
+) -> dict[ray.ObjectRef, int]:
+    """One train call per actor that hosts participants; returns ref -> hospital count."""
+    by_actor: dict[Any, dict[int, float]] = {}
+    for i, w in weights.items():
+        by_actor.setdefault(owner[i], {})[i] = w
+    return {actor.train.remote(global_ref, part): len(part) for actor, part in by_actor.items()}
+
+
+def _aggregate_in_time(
+    config: SimulationConfig, training: dict[ray.ObjectRef, int], global_ref: ray.ObjectRef,
+    aggregator: Any,
+) -> tuple[ray.ObjectRef, Optional[ray.ObjectRef]]:
+    """Hands whatever arrived before the timeout to the aggregator; returns the refs of
+    the next global vector and of the aggregation report (None: round skipped, fewer
+    than ``min_clients`` arrived, global unchanged)."""
+    # A batch still running at the timeout is left to finish and ignored: cancelling
+    # a running task of a synchronous actor would interrupt its hospitals mid-step.
+    ready, _late = ray.wait(list(training), num_returns=len(training),
+                            timeout=config.round_timeout_s)
+    if sum(training[ref] for ref in ready) < config.min_clients:
+        return global_ref, None
+    new_global, report = aggregator.aggregate.options(num_returns=2).remote(ready, global_ref)
+    return new_global, report
+
+
+def _collect(pending: PendingRound, record: RunRecord, bar: Any) -> None:
+    report = ray.get(pending.report) if pending.report is not None else None
+    record.add_aggregate(pending.round_, report, bar)
+    if pending.evaluations is not None:
+        merged: dict[int, EvalStats] = {}
+        for part in ray.get(pending.evaluations):
+            merged.update(part)
+        record.add_eval(pending.round_, merged, bar)
+
+
+def _summary(
+    config: SimulationConfig, federation: FederationPlan, record: RunRecord, *,
+    devices: list[str], startup_seconds: float, loop_seconds: float, wall_seconds: float,
+    num_actors: int,
+) -> dict[str, Any]:
+    names, last = record.names, record.last_eval
+    overall = pooled(list(last.values()))
+    per_client = {names[i]: last[i].accuracy for i in sorted(last)}
+    return {
         "config": config_to_dict(config),
         "clients": [
             {"name": h.name, "num_train": len(h.train_rows), "num_test": len(h.test_rows)}
@@ -147,51 +237,18 @@ def simulate(config: SimulationConfig) -> Result:
         "loss": overall.loss,
         "auc": overall.auc,
         "per_client_accuracy": per_client,
-        "per_client_auc": {names[i]: last_eval[i].auc for i in sorted(last_eval)},
+        "per_client_auc": {names[i]: last[i].auc for i in sorted(last)},
         "mean_client_accuracy": float(np.mean(list(per_client.values()))),
         "epsilon": None,
         "delta": None,
         "noise_multiplier": None,
-        "rounds_completed": rounds_completed,
-        "rejected_updates": rejections,
-        "bytes_uploaded": bytes_uploaded,
-        "num_actors": len(assignment),
+        "rounds_completed": record.rounds_completed,
+        "rejected_updates": record.rejections,
+        "bytes_uploaded": record.bytes_uploaded,
+        "num_actors": num_actors,
         "devices": devices,
         "startup_seconds": startup_seconds,
         "seconds_per_round": loop_seconds / config.num_rounds,
-        "wall_seconds": time.perf_counter() - wall_start,
-        "seconds": totals,
+        "wall_seconds": wall_seconds,
+        "seconds": record.seconds,
     }
-    metrics = log.frame()
-    out = Path(config.output_dir) if config.output_dir else None
-    if out is not None:
-        write_run(out, metrics=metrics, summary=summary)
-    return Result(summary=summary, metrics=metrics, global_vector=global_vector, output_dir=out)
-
-
-def _train_round(
-    config: SimulationConfig, global_vector: np.ndarray, weights: dict[int, float],
-    owner: dict[int, Any], aggregator: Any,
-) -> Optional[AggregateResult]:
-    """One broadcast, local training everywhere, aggregation of whatever arrived in
-    time. Returns None (global unchanged) if fewer than ``min_clients`` arrived."""
-    global_ref = ray.put(global_vector)  # one copy in the object store, read by all
-    by_actor: dict[Any, dict[int, float]] = {}
-    for i, w in weights.items():
-        by_actor.setdefault(owner[i], {})[i] = w
-    pending = {actor.train.remote(global_ref, part): len(part) for actor, part in by_actor.items()}
-    # A batch still running at the timeout is left to finish and ignored: cancelling
-    # a running task of a synchronous actor would interrupt its hospitals mid-step.
-    ready, _late = ray.wait(list(pending), num_returns=len(pending),
-                            timeout=config.round_timeout_s)
-    if sum(pending[ref] for ref in ready) < config.min_clients:
-        return None
-    return ray.get(aggregator.aggregate.remote(ready, global_ref))
-
-
-def _evaluate(actors: list[Any], global_vector: np.ndarray) -> dict[int, EvalStats]:
-    global_ref = ray.put(global_vector)
-    merged: dict[int, EvalStats] = {}
-    for part in ray.get([a.evaluate.remote(global_ref) for a in actors]):
-        merged.update(part)
-    return merged

@@ -70,9 +70,13 @@ class AggregatorWorker:
         self.strategy = build_strategy(config.strategy)
 
     def aggregate(self, batches: list[ray.ObjectRef], global_vector: np.ndarray
-                  ) -> AggregateResult:
+                  ) -> tuple[np.ndarray, AggregateResult]:
         """``batches`` are the refs of hospital-actor results (a list inside the argument
-        stays unresolved), so the updates travel actor to aggregator, not via the driver."""
+        stays unresolved), so the updates travel actor to aggregator, not via the driver.
+
+        Returns the next global vector and the report separately (call with
+        ``num_returns=2``): the vector goes on to the next round's training by
+        reference, the report (without the vector) to the driver."""
         updates: list[Update] = []
         failed: list[Rejection] = []
         start = time.perf_counter()
@@ -84,10 +88,11 @@ class AggregatorWorker:
         received = time.perf_counter() - start
         result = aggregate(updates, global_vector=global_vector, codec=self.codec,
                            strategy=self.strategy)
-        return dataclasses.replace(
-            result, rejected=result.rejected + tuple(failed),
+        report = dataclasses.replace(
+            result, global_vector=None, rejected=result.rejected + tuple(failed),
             seconds={**result.seconds, "receive": received},
         )
+        return result.global_vector, report
 
 
 def make_actors(

@@ -79,7 +79,21 @@ def test_aggregator_actor_rejects_and_reports_bad_updates(ray_local):
     poisoned = Update(1, np.array([1, np.nan, 1, 1], np.float32), 0.5, 10, 0.1)
     wrong_shape = Update(2, np.ones(5, np.float32), 0.5, 10, 0.1)
     batches = [ray.put([good, poisoned]), ray.put([wrong_shape])]
-    result = ray.get(aggregator.aggregate.remote(batches, np.zeros(4, np.float32)))
-    assert np.allclose(result.global_vector, 1.0)  # only the good update counts
+    vector, result = ray.get(
+        aggregator.aggregate.options(num_returns=2).remote(batches, np.zeros(4, np.float32)))
+    assert np.allclose(vector, 1.0)  # only the good update counts
+    assert result.global_vector is None  # the report carries no model
     assert result.accepted == (0,)
     assert {r.hospital for r in result.rejected} == {1, 2}
+
+
+def test_round_without_enough_updates_in_time_leaves_the_model(ray_local):
+    from fedray.models import initial_parameters
+
+    config = _synthetic(num_rounds=2, min_clients=6, round_timeout_s=1e-4)
+    result = simulate(config)
+    initial = initial_parameters(config.model, num_features=13, num_classes=2, seed=0)
+    assert result.summary["rounds_completed"] == 0
+    assert np.array_equal(result.global_vector, initial)
+    accepted = result.metrics.query("metric == 'accepted'")["value"]
+    assert accepted.tolist() == [0, 0]
