@@ -46,6 +46,17 @@ def format_result(result: Result) -> str:
         f"{s['rounds_completed']} rounds in {s['wall_seconds']:.1f} s "
         f"(start-up {s['startup_seconds']:.1f} s, {s['seconds_per_round']:.3f} s/round)"
     )
+    if s["epsilon"] is not None:
+        p = s["privacy"]
+        budget = "" if p["epsilon_budget"] is None else f" of budget {p['epsilon_budget']:g}"
+        lines.append(
+            f"privacy={p['mode']} ({p['accountant']}): ε={s['epsilon']:.3f}{budget} at "
+            f"δ={s['delta']:g}, σ≤{s['noise_multiplier']:.3f}, protects {p['protects']}"
+        )
+        for item in p["budget_exhausted"]:
+            lines.append(f"  {item['client']} stopped at round {item['round']}: budget spent")
+        if p["stopped_early"]:
+            lines.append(f"  {p['stopped_early']}")
     if result.output_dir is not None:
         lines.append(f"outputs: {result.output_dir}")
     return "\n".join(lines)

@@ -51,6 +51,8 @@ DATASETS = ("heart_disease", "synthetic")
 PARTITIONS = ("natural", "iid", "dirichlet", "quantity")
 MODELS = ("logreg", "mlp")
 STRATEGIES = ("fedavg",)
+PRIVACY_MODES = ("none", "local", "central", "dpsgd")
+ACCOUNTANTS = ("rdp", "prv")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class PartitionConfig:
 class ModelConfig:
     name: str = "logreg"
     hidden: int = 32  # mlp only
+    batchnorm: bool = False  # mlp only; not compatible with privacy=dpsgd
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, MODELS)
@@ -121,6 +124,48 @@ class StrategyConfig:
     def __post_init__(self) -> None:
         _one_of("name", self.name, STRATEGIES)
         _positive_float("server_lr", self.server_lr)
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Differential privacy (docs/privacy.md).
+
+    ``local``: each hospital clips its update to ``clip`` and adds N(0, σ²C²) before it
+    leaves (client-level DP against everyone). ``central``: hospitals clip; the
+    aggregator adds the noise to the sum (DP-FedAvg, trusted server). ``dpsgd``: each
+    hospital trains with Opacus DP-SGD (record-level DP). σ is calibrated by Opacus's
+    accountant so the whole run spends at most ``epsilon`` at ``delta``; or give
+    ``noise_multiplier`` and read the ε spent (with ``epsilon`` too, it is a cap).
+    """
+
+    name: str = "none"
+    epsilon: Optional[float] = None
+    delta: float = 1e-5
+    clip: float = 1.0
+    noise_multiplier: Optional[float] = None
+    accountant: str = "rdp"
+
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, PRIVACY_MODES)
+        _one_of("accountant", self.accountant, ACCOUNTANTS)
+        _require(
+            isinstance(self.delta, (int, float)) and 0 < self.delta < 1, "delta", self.delta,
+            "must be in (0, 1)",
+        )
+        _positive_float("clip", self.clip)
+        if self.epsilon is not None:
+            _positive_float("epsilon", self.epsilon)
+        if self.noise_multiplier is not None:
+            _positive_float("noise_multiplier", self.noise_multiplier)
+        if self.name != "none" and self.epsilon is None and self.noise_multiplier is None:
+            raise ConfigError(
+                "epsilon", None, f"privacy={self.name} needs privacy.epsilon (a budget) "
+                "or privacy.noise_multiplier",
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.name != "none"
 
 
 @dataclass(frozen=True)
@@ -157,6 +202,7 @@ class SimulationConfig:
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     num_rounds: int = 10
     num_clients: int = 4  # for partitions that choose the count (not 'natural')
@@ -205,6 +251,7 @@ SECTIONS: dict[str, type] = {
     "partition": PartitionConfig,
     "model": ModelConfig,
     "strategy": StrategyConfig,
+    "privacy": PrivacyConfig,
     "ray": RayConfig,
 }
 

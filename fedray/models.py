@@ -22,8 +22,10 @@ def _logreg(config: ModelConfig, num_features: int, num_classes: int) -> nn.Modu
 
 
 def _mlp(config: ModelConfig, num_features: int, num_classes: int) -> nn.Module:
+    norm = [nn.BatchNorm1d(config.hidden)] if config.batchnorm else []
     return nn.Sequential(
-        nn.Linear(num_features, config.hidden), nn.ReLU(), nn.Linear(config.hidden, num_classes)
+        nn.Linear(num_features, config.hidden), *norm, nn.ReLU(),
+        nn.Linear(config.hidden, num_classes),
     )
 
 

@@ -3,12 +3,13 @@
 Hospital: delta -> clip -> noise -> weight -> encode (encrypt).
 Aggregator: validate -> sum -> decode -> divide by the arrived weight -> server rule.
 
-Privacy and encryption plug in as steps; today's steps are identities, so the round
-loop never changes when they arrive.
+Privacy plugs in as steps (:func:`client_pipeline` builds them from a privacy plan);
+encryption plugs in as the codec. The round loop never changes when they do.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -19,9 +20,14 @@ from fedray.crypto import Codec, PlainCodec
 from fedray.strategies import Strategy
 
 VectorStep = Callable[[np.ndarray], np.ndarray]
+NoiseStep = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def identity(vector: np.ndarray) -> np.ndarray:
+    return vector
+
+
+def no_noise(vector: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return vector
 
 
@@ -35,21 +41,27 @@ class Update:
     num_samples: int
     train_loss: float
     seconds: dict[str, float] = field(default_factory=dict)
+    epsilon: Optional[float] = None  # this hospital's ε spent so far (local, DP-SGD)
+    exhausted: bool = False  # budget spent: the hospital did not train, payload is None
 
 
 @dataclass(frozen=True)
 class ClientPipeline:
     clip: VectorStep = identity
-    noise: VectorStep = identity
+    noise: NoiseStep = no_noise
     codec: Codec = field(default_factory=PlainCodec)
 
-    def __call__(self, delta: np.ndarray, *, weight: float) -> tuple[Any, float]:
+    def __call__(self, delta: np.ndarray, *, weight: float,
+                 rng: Optional[np.random.Generator] = None) -> tuple[Any, float]:
         """Returns the payload and the seconds spent encoding it."""
-        private = self.noise(self.clip(delta))
+        private = self.noise(self.clip(delta), rng if rng is not None else _NO_RNG)
         weighted = (private * weight).astype(np.float32)
         start = time.perf_counter()
         payload = self.codec.encode(weighted)
         return payload, time.perf_counter() - start
+
+
+_NO_RNG = np.random.default_rng(0)  # only read by steps that add no noise
 
 
 @dataclass(frozen=True)
@@ -65,16 +77,22 @@ class AggregateResult:
     rejected: tuple[Rejection, ...]
     bytes_received: int
     seconds: dict[str, float]
-    # (hospital, train loss, seconds) of every update that arrived, accepted or not
-    update_stats: tuple[tuple[int, float, dict[str, float]], ...] = ()
+    # (hospital, train loss, seconds, ε) of every update that arrived, accepted or not
+    update_stats: tuple[tuple[int, float, dict[str, float], Optional[float]], ...] = ()
+    exhausted: tuple[int, ...] = ()  # hospitals that stopped: privacy budget spent
 
 
 def aggregate(
     updates: list[Update], *, global_vector: np.ndarray, codec: Codec, strategy: Strategy,
     decode: Optional[Callable[[Any], np.ndarray]] = None,
+    server_noise: Optional[VectorStep] = None, fixed_denominator: Optional[float] = None,
 ) -> AggregateResult:
     """Validates, sums and applies the server rule. A bad update is rejected, never
-    averaged in; the mean is taken over the weights that actually arrived."""
+    averaged in. The mean divides by the weights that actually arrived, or by
+    ``fixed_denominator`` (central DP: a data-independent denominator), after
+    ``server_noise`` (central DP's noise on the sum) when given."""
+    exhausted = tuple(sorted(u.hospital for u in updates if u.exhausted))
+    updates = [u for u in updates if not u.exhausted]
     size = global_vector.shape[0]
     total, weight_sum, nbytes = None, 0.0, 0
     accepted: list[int] = []
@@ -95,15 +113,41 @@ def aggregate(
         nbytes += codec.nbytes(update.payload)
         accepted.append(update.hospital)
     summed = time.perf_counter() - start
-    stats = tuple((u.hospital, u.train_loss, u.seconds) for u in updates)
+    stats = tuple((u.hospital, u.train_loss, u.seconds, u.epsilon) for u in updates)
     if total is None:
         return AggregateResult(global_vector, (), tuple(rejected), nbytes,
-                               {"aggregate": summed, "decrypt": 0.0}, stats)
+                               {"aggregate": summed, "decrypt": 0.0}, stats, exhausted)
     start = time.perf_counter()
-    mean_update = (decode or codec.decode)(total) / weight_sum
+    summed_update = (decode or codec.decode)(total)
     decoded = time.perf_counter() - start
+    if server_noise is not None:
+        summed_update = server_noise(summed_update)
+    mean_update = summed_update / (fixed_denominator or weight_sum)
     new_global = strategy.server_update(global_vector, mean_update)
     return AggregateResult(
         new_global, tuple(accepted), tuple(rejected), nbytes,
-        {"aggregate": summed, "decrypt": decoded}, stats,
+        {"aggregate": summed, "decrypt": decoded}, stats, exhausted,
     )
+
+
+def client_pipeline(mode: str, *, clip: float, noise_multiplier: float,
+                    codec: Optional[Codec] = None) -> ClientPipeline:
+    """The hospital-side steps of each privacy mode (docs/privacy.md).
+
+    dpsgd protects records inside training, so its update needs no further step;
+    central clips here and leaves the noise to the aggregator.
+    """
+    from fedray.privacy import add_gaussian_noise, clip_to_norm
+
+    codec = codec or PlainCodec()
+    if mode in ("local", "central"):
+        clipper = functools.partial(clip_to_norm, clip=clip)
+        if mode == "local":
+            std = noise_multiplier * clip
+
+            def noise(vector: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+                return add_gaussian_noise(vector, std, rng)
+
+            return ClientPipeline(clip=clipper, noise=noise, codec=codec)
+        return ClientPipeline(clip=clipper, codec=codec)
+    return ClientPipeline(codec=codec)

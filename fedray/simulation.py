@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 from fedray.config import ConfigError, SimulationConfig, config_to_dict
 from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.evaluation import EvalStats, pooled
-from fedray.models import initial_parameters
+from fedray.models import build_model, initial_parameters
 from fedray.outputs import GLOBAL, MetricsLog, write_run
 from fedray.pipeline import AggregateResult
+from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, make_privacy_plan
 from fedray.runtime import actor_count, assign_hospitals, make_actors, ray_session, wait_ready
 
 SECONDS_KEYS = ("train", "encrypt", "aggregate", "decrypt")
@@ -46,8 +47,8 @@ class Result:
         return self.summary["mean_client_accuracy"]
 
 
-def plan(config: SimulationConfig) -> FederationPlan:
-    """Plans (and so validates) the hospitals before Ray starts."""
+def plan(config: SimulationConfig) -> tuple[FederationPlan, PrivacyPlan]:
+    """Plans (and so validates) the hospitals and the privacy noise before Ray starts."""
     try:
         federation = plan_federation(
             config.dataset, config.partition, num_clients=config.num_clients, seed=config.seed
@@ -59,12 +60,18 @@ def plan(config: SimulationConfig) -> FederationPlan:
     if config.min_clients > len(federation.hospitals):
         raise ConfigError("min_clients", config.min_clients,
                           f"must be <= the number of hospitals ({len(federation.hospitals)})")
-    return federation
+    model = build_model(config.model, num_features=federation.num_features,
+                        num_classes=federation.num_classes)
+    return federation, make_privacy_plan(config, train_sizes=federation.train_sizes, model=model)
 
 
 def sample_participants(
-    num_hospitals: int, fraction: float, rng: np.random.Generator
+    num_hospitals: int, fraction: float, rng: np.random.Generator, *, poisson: bool = False
 ) -> np.ndarray:
+    """A fixed-size sample, or (central DP) each hospital independently with
+    probability ``fraction``: the sampling Opacus's accountant assumes."""
+    if poisson:
+        return np.flatnonzero(rng.random(num_hospitals) < fraction)
     count = max(1, int(round(fraction * num_hospitals)))
     return np.sort(rng.choice(num_hospitals, size=count, replace=False))
 
@@ -81,26 +88,41 @@ class RunRecord:
 
     names: list[str]
     log: MetricsLog = field(default_factory=MetricsLog)
+    epsilon: dict[int, float] = field(default_factory=dict)  # party -> ε spent so far
+    exhausted: dict[int, int] = field(default_factory=dict)  # hospital -> first round refused
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SECONDS_KEYS, 0.0))
     bytes_uploaded: int = 0
     rounds_completed: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
     last_eval: dict[int, EvalStats] = field(default_factory=dict)
+    empty_rounds: set[int] = field(default_factory=set)  # nobody sampled (Poisson)
+    rounds_run: int = 0
+    stopped_early: Optional[str] = None
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         self.log.add(round_, GLOBAL, "round", "accepted", 0 if result is None else
                      len(result.accepted))
         if result is None:
+            if round_ in self.empty_rounds:
+                return
             bar.write(f"round {round_}: too few updates arrived in time; model unchanged")
             return
-        self.rounds_completed += 1
+        self.rounds_completed += bool(result.accepted)  # a round that moved the model
         self.bytes_uploaded += result.bytes_received
         for key in ("aggregate", "decrypt"):
             self.seconds[key] += result.seconds.get(key, 0.0)
-        for hospital, loss, seconds in result.update_stats:
+        for hospital, loss, seconds, epsilon in result.update_stats:
             self.log.add(round_, self.names[hospital], "train", "loss", loss)
             for key in ("train", "encrypt"):
                 self.seconds[key] += seconds.get(key, 0.0)
+            if epsilon is not None:
+                self.epsilon[hospital] = epsilon
+                self.log.add(round_, self.names[hospital], "privacy", "epsilon", epsilon)
+        for hospital in result.exhausted:
+            if hospital not in self.exhausted:
+                self.exhausted[hospital] = round_
+                bar.write(f"round {round_}: {self.names[hospital]} stops training: its privacy "
+                          "budget would be exceeded")
         for rejection in result.rejected:
             who = self.names[rejection.hospital] if rejection.hospital >= 0 else "unknown"
             self.rejections.append({"round": round_, "client": who, "reason": rejection.reason})
@@ -128,7 +150,7 @@ def simulate(config: SimulationConfig) -> Result:
     """Runs one federated simulation and, if ``config.output_dir`` is set, writes
     metrics.csv, summary.json and accuracy.png there."""
     wall_start = time.perf_counter()
-    federation = plan(config)
+    federation, privacy = plan(config)
     sizes = federation.train_sizes
     record = RunRecord(names=[h.name for h in federation.hospitals])
     initial = initial_parameters(
@@ -141,7 +163,7 @@ def simulate(config: SimulationConfig) -> Result:
             raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
                               "the Ray cluster has no GPU; use 0")
         assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
-        actors, aggregator = make_actors(config, federation, assignment)
+        actors, aggregator = make_actors(config, federation, assignment, privacy)
         owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
         devices = wait_ready(actors)
         startup_seconds = time.perf_counter() - wall_start
@@ -150,16 +172,38 @@ def simulate(config: SimulationConfig) -> Result:
         bar = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
                    disable=not config.progress, leave=False)
         global_ref = ray.put(initial)  # one copy in the object store, read by every actor
+        run_ledger = _run_ledger(privacy)
         pending: Optional[PendingRound] = None
         loop_start = time.perf_counter()
         for round_ in bar:
             round_start = time.perf_counter()
-            participants = sample_participants(len(sizes), config.fraction_per_round, rng)
-            training = _dispatch_training(global_ref, aggregation_weights(participants, sizes),
-                                          owner)
+            record.rounds_run = round_
+            if run_ledger is not None:  # central DP: the run itself spends budget
+                if not run_ledger.can_afford(1):
+                    record.stopped_early = (f"stopped before round {round_}: the run's privacy "
+                                            f"budget ε={privacy.budget} would be exceeded")
+                    bar.write(record.stopped_early)
+                    break
+                run_ledger.record(1)
+                record.epsilon[RUN] = run_ledger.epsilon
+                record.log.add(round_, GLOBAL, "privacy", "epsilon", run_ledger.epsilon)
+            participants = sample_participants(
+                len(sizes), config.fraction_per_round, rng, poisson=privacy.mode == "central"
+            )
+            weights = (
+                {int(i): privacy.uniform_weight for i in participants}
+                if privacy.uniform_weight is not None
+                else aggregation_weights(participants, sizes)
+            )
+            training = _dispatch_training(global_ref, weights, owner)
+            if not training:
+                record.empty_rounds.add(round_)
             if pending is not None:  # read the last round while this one trains
                 _collect(pending, record, bar)
-            global_ref, report = _aggregate_in_time(config, training, global_ref, aggregator)
+            global_ref, report = (
+                _aggregate_in_time(config, training, global_ref, aggregator)
+                if training else (global_ref, None)
+            )
             due = round_ % config.eval_every == 0 or round_ == config.num_rounds
             evaluations = [a.evaluate.remote(global_ref) for a in actors] if due else None
             pending = PendingRound(round_, report, evaluations)
@@ -171,7 +215,7 @@ def simulate(config: SimulationConfig) -> Result:
         loop_seconds = time.perf_counter() - loop_start
         bar.close()
 
-    summary = _summary(config, federation, record, devices=devices,
+    summary = _summary(config, federation, privacy, record, devices=devices,
                        startup_seconds=startup_seconds, loop_seconds=loop_seconds,
                        wall_seconds=time.perf_counter() - wall_start,
                        num_actors=len(assignment))
@@ -219,8 +263,55 @@ def _collect(pending: PendingRound, record: RunRecord, bar: Any) -> None:
         record.add_eval(pending.round_, merged, bar)
 
 
+def _run_ledger(privacy: PrivacyPlan) -> Optional[PrivacyLedger]:
+    if privacy.mode != "central":
+        return None
+    party = privacy.party(RUN)
+    return PrivacyLedger(noise_multiplier=party.noise_multiplier, sample_rate=party.sample_rate,
+                         delta=privacy.delta, accountant=privacy.accountant,
+                         budget=privacy.budget)
+
+
+def _privacy_summary(privacy: PrivacyPlan, record: RunRecord) -> dict[str, Any]:
+    if not privacy.enabled:
+        return {"epsilon": None, "delta": None, "noise_multiplier": None}
+    sigmas = {p: plan.noise_multiplier for p, plan in privacy.parties.items()}
+    per_hospital = privacy.mode in ("local", "dpsgd")
+    return {
+        # the largest ε any protected party (hospital, or the run) has spent
+        "epsilon": max(record.epsilon.values(), default=0.0),
+        "delta": privacy.delta,
+        "noise_multiplier": max(sigmas.values()),
+        "privacy": {
+            "mode": privacy.mode,
+            "accountant": privacy.accountant,
+            "epsilon_budget": privacy.budget,
+            "clip": privacy.clip,
+            "protects": "each patient record" if privacy.mode == "dpsgd"
+            else "each hospital's whole contribution",
+            "per_client_epsilon": (
+                {record.names[i]: record.epsilon.get(i, 0.0) for i in range(len(record.names))}
+                if per_hospital else None
+            ),
+            "per_client_noise_multiplier": (
+                {record.names[i]: sigmas[i] for i in range(len(record.names))}
+                if per_hospital else None
+            ),
+            "sample_rate": {
+                (record.names[p] if p != RUN else "run"): plan.sample_rate
+                for p, plan in privacy.parties.items()
+            },
+            "budget_exhausted": [
+                {"client": record.names[i], "round": r} for i, r in sorted(record.exhausted.items())
+            ],
+            "stopped_early": record.stopped_early,
+        },
+    }
+
+
 def _summary(
-    config: SimulationConfig, federation: FederationPlan, record: RunRecord, *,
+    config: SimulationConfig, federation: FederationPlan, privacy: PrivacyPlan,
+    record: RunRecord, *,
     devices: list[str], startup_seconds: float, loop_seconds: float, wall_seconds: float,
     num_actors: int,
 ) -> dict[str, Any]:
@@ -239,16 +330,14 @@ def _summary(
         "per_client_accuracy": per_client,
         "per_client_auc": {names[i]: last[i].auc for i in sorted(last)},
         "mean_client_accuracy": float(np.mean(list(per_client.values()))),
-        "epsilon": None,
-        "delta": None,
-        "noise_multiplier": None,
+        **_privacy_summary(privacy, record),
         "rounds_completed": record.rounds_completed,
         "rejected_updates": record.rejections,
         "bytes_uploaded": record.bytes_uploaded,
         "num_actors": num_actors,
         "devices": devices,
         "startup_seconds": startup_seconds,
-        "seconds_per_round": loop_seconds / config.num_rounds,
+        "seconds_per_round": loop_seconds / max(record.rounds_run, 1),
         "wall_seconds": wall_seconds,
         "seconds": record.seconds,
     }

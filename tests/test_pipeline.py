@@ -68,7 +68,7 @@ def test_client_pipeline_applies_steps_in_order():
     order = []
     pipeline = ClientPipeline(
         clip=lambda v: order.append("clip") or v / 2,
-        noise=lambda v: order.append("noise") or v + 1,
+        noise=lambda v, rng: order.append("noise") or v + 1,
     )
     payload, _ = pipeline(np.array([4.0, 8.0]), weight=0.5)
     assert order == ["clip", "noise"]

@@ -15,7 +15,9 @@ from fedray.crypto import PlainCodec
 from fedray.data import FederationPlan, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital
 from fedray.models import build_model
-from fedray.pipeline import AggregateResult, ClientPipeline, Rejection, Update, aggregate
+from fedray.pipeline import AggregateResult, Rejection, Update, aggregate, client_pipeline
+from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, add_gaussian_noise
+from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
 
@@ -25,7 +27,7 @@ class HospitalWorker:
 
     def __init__(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
-        num_classes: int,
+        num_classes: int, privacy: PrivacyPlan,
     ) -> None:
         threads = max(1, int(config.ray.num_cpus_per_actor))
         torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
@@ -33,14 +35,23 @@ class HospitalWorker:
         self.device = "cuda" if use_gpu else "cpu"
         datasets = build_hospitals(config.dataset, plans, seed=config.seed)
         self.hospitals = {
-            plan.index: Hospital(index=plan.index, data=data, seed=config.seed, device=self.device)
+            plan.index: Hospital(
+                index=plan.index, data=data, seed=config.seed, device=self.device,
+                **_privacy_state(privacy, plan.index),
+            )
             for plan, data in zip(plans, datasets)
         }
         self.model = build_model(
             config.model, num_features=num_features, num_classes=num_classes
         ).to(self.device)
         self.strategy = build_strategy(config.strategy)
-        self.pipeline = ClientPipeline(codec=PlainCodec())
+        sigma = privacy.parties[plans[0].index].noise_multiplier if privacy.mode == "local" else 0.0
+        self.pipeline = client_pipeline(privacy.mode, clip=privacy.clip, noise_multiplier=sigma)
+        self.dpsgd = (
+            DPSGDTrainer(self.model, clip=privacy.clip, batch_size=config.batch_size,
+                         lr=config.lr)
+            if privacy.mode == "dpsgd" else None
+        )
         self.settings = LocalTraining(
             epochs=config.local_epochs, steps=config.local_steps,
             batch_size=config.batch_size, lr=config.lr,
@@ -53,7 +64,7 @@ class HospitalWorker:
         return [
             self.hospitals[i].train(
                 self.model, global_vector, weight=w, settings=self.settings,
-                strategy=self.strategy, pipeline=self.pipeline,
+                strategy=self.strategy, pipeline=self.pipeline, dpsgd=self.dpsgd,
             )
             for i, w in weights.items()
         ]
@@ -65,9 +76,18 @@ class HospitalWorker:
 class AggregatorWorker:
     """Receives the hospitals' update batches and aggregates them; holds no data."""
 
-    def __init__(self, config: SimulationConfig) -> None:
+    def __init__(self, config: SimulationConfig, privacy: PrivacyPlan) -> None:
         self.codec = PlainCodec()
         self.strategy = build_strategy(config.strategy)
+        self.server_noise, self.fixed_denominator = None, None
+        if privacy.mode == "central":
+            # DP-FedAvg: every update is clipped to C and weighted 1/(qN), so one hospital
+            # moves the sum by at most C/(qN); the noise is σ times that sensitivity.
+            party = privacy.party(RUN)
+            std = party.noise_multiplier * privacy.clip * privacy.uniform_weight
+            rng = np.random.default_rng([config.seed, 0xCE17])
+            self.server_noise = lambda total: add_gaussian_noise(total, std, rng)
+            self.fixed_denominator = 1.0  # weights sum to 1 in expectation, not per round
 
     def aggregate(self, batches: list[ray.ObjectRef], global_vector: np.ndarray
                   ) -> tuple[np.ndarray, AggregateResult]:
@@ -87,7 +107,8 @@ class AggregatorWorker:
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
         result = aggregate(updates, global_vector=global_vector, codec=self.codec,
-                           strategy=self.strategy)
+                           strategy=self.strategy, server_noise=self.server_noise,
+                           fixed_denominator=self.fixed_denominator)
         report = dataclasses.replace(
             result, global_vector=None, rejected=result.rejected + tuple(failed),
             seconds={**result.seconds, "receive": received},
@@ -96,7 +117,8 @@ class AggregatorWorker:
 
 
 def make_actors(
-    config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]]
+    config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
+    privacy: PrivacyPlan,
 ) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle]:
     hospital_actor = ray.remote(
         num_cpus=config.ray.num_cpus_per_actor, num_gpus=config.ray.num_gpus_per_actor
@@ -106,12 +128,24 @@ def make_actors(
     hospitals = [
         hospital_actor.remote(
             config, [plan.hospitals[i] for i in indices],
-            num_features=plan.num_features, num_classes=plan.num_classes,
+            num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
         )
         for indices in assignment
     ]
-    aggregator = aggregator_actor.remote(config)
+    aggregator = aggregator_actor.remote(config, privacy)
     return hospitals, aggregator
+
+
+def _privacy_state(privacy: PrivacyPlan, index: int) -> dict[str, Any]:
+    """A hospital's own ledger for the modes that account per hospital."""
+    if privacy.mode not in ("local", "dpsgd"):
+        return {}
+    party = privacy.party(index)
+    ledger = PrivacyLedger(
+        noise_multiplier=party.noise_multiplier, sample_rate=party.sample_rate,
+        delta=privacy.delta, accountant=privacy.accountant, budget=privacy.budget,
+    )
+    return {"ledger": ledger, "party": party}
 
 
 def assign_hospitals(sizes: list[int], num_actors: int) -> list[list[int]]:

@@ -57,3 +57,19 @@ def test_multirun_leaves_one_directory_per_run(tmp_path):
     seen = {(json.loads((r / "summary.json").read_text())["config"]["num_rounds"],
              json.loads((r / "summary.json").read_text())["config"]["seed"]) for r in runs}
     assert seen == {(1, 0), (1, 1), (2, 0), (2, 1)}
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["privacy=local", "privacy.epsilon=0"], "privacy.epsilon=0"),
+        (["privacy=dpsgd", "privacy.delta=0.05"], "privacy.delta=0.05: must be < 1/(records"),
+        (["privacy=central", "privacy.clip=-1"], "privacy.clip=-1"),
+        (["privacy=dpsgd", "model=mlp", "model.batchnorm=true"], "not compatible with privacy"),
+    ],
+)
+def test_bad_privacy_input_fails_in_one_line_before_ray(tmp_path, overrides, expected):
+    proc = _fedray(*overrides, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fedray: error:")]
+    assert len(errors) == 1 and expected in errors[0], proc.stderr

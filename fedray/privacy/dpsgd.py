@@ -1,0 +1,65 @@
+"""DP-SGD inside a hospital, with Opacus: per-sample gradients (GradSampleModule),
+per-sample clipping and Gaussian noise (DPOptimizer), Poisson batches
+(UniformWithReplacementSampler), and the hospital's own accountant fed by the
+optimizer's step hook — so the ε reported is exactly what was run."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from fedray.models import loss_fn
+
+
+class DPSGDTrainer:
+    """One per actor: wraps the actor's model once; hospitals bring their own state."""
+
+    def __init__(self, model: nn.Module, *, clip: float, batch_size: int, lr: float) -> None:
+        from opacus import GradSampleModule
+
+        self.model = GradSampleModule(model)
+        self.clip, self.batch_size, self.lr = clip, batch_size, lr
+
+    def train(
+        self, x: torch.Tensor, y: torch.Tensor, *, noise_multiplier: float, sample_rate: float,
+        steps: int, generator: torch.Generator, accountant: object,
+    ) -> float:
+        """Runs ``steps`` DP-SGD steps in place; the accountant records each one."""
+        from opacus.optimizers import DPOptimizer
+
+        self.model.train()
+        optimizer = DPOptimizer(
+            torch.optim.SGD(self.model.parameters(), lr=self.lr),
+            noise_multiplier=noise_multiplier, max_grad_norm=self.clip,
+            expected_batch_size=self.batch_size, generator=generator,
+        )
+        optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
+        losses = []
+        for batch in poisson_batches(len(y), sample_rate=sample_rate, steps=steps,
+                                     generator=generator):
+            batch = batch.to(x.device)
+            optimizer.zero_grad(set_to_none=True)
+            with warnings.catch_warnings():  # an empty Poisson batch is legitimate
+                warnings.simplefilter("ignore")
+                loss = loss_fn(self.model(x[batch]), y[batch])
+                loss.backward()
+            optimizer.step()
+            if len(batch):
+                losses.append(float(loss.detach()))
+        return sum(losses) / max(len(losses), 1)
+
+
+def poisson_batches(
+    num_records: int, *, sample_rate: float, steps: int, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
+    """Each record joins each batch independently with probability ``sample_rate``."""
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    sampler = UniformWithReplacementSampler(
+        num_samples=num_records, sample_rate=sample_rate, generator=generator, steps=steps
+    )
+    for indices in sampler:
+        yield torch.as_tensor(indices, dtype=torch.long)

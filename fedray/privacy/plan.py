@@ -1,0 +1,121 @@
+"""Turning a privacy config into numbers before Ray starts: σ per protected party,
+sample rates and step counts, with every refusal as a one-line ConfigError."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+from torch import nn
+
+from fedray.config import ConfigError, PrivacyConfig, SimulationConfig
+from fedray.privacy.accounting import calibrate_noise_multiplier
+from fedray.training import LocalTraining
+
+
+@dataclass(frozen=True)
+class PartyPlan:
+    """One accountant's mechanism: a hospital's (local, DP-SGD) or the run's (central)."""
+
+    noise_multiplier: float
+    sample_rate: float
+    steps_per_round: int  # accountant steps each time the party takes part
+
+    @property
+    def is_subsampled(self) -> bool:
+        return self.sample_rate < 1.0
+
+
+@dataclass(frozen=True)
+class PrivacyPlan:
+    mode: str
+    clip: float
+    delta: float
+    accountant: str
+    budget: Optional[float]  # ε cap, None when only σ was given
+    parties: dict[int, PartyPlan]  # hospital index -> plan; -1 is the run (central)
+    # central only: every participant's weight, 1 / (q N), fixed whatever the sample
+    uniform_weight: Optional[float] = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+    def party(self, index: int) -> PartyPlan:
+        return self.parties[index]
+
+
+RUN = -1  # the party key of central DP: the run, not a hospital
+
+
+def _sigma(privacy: PrivacyConfig, *, sample_rate: float, steps: int) -> float:
+    if privacy.noise_multiplier is not None:
+        return privacy.noise_multiplier
+    assert privacy.epsilon is not None
+    try:
+        return calibrate_noise_multiplier(
+            epsilon=privacy.epsilon, delta=privacy.delta, sample_rate=sample_rate, steps=steps,
+            accountant=privacy.accountant,
+        )
+    except ValueError as err:  # Opacus: the budget cannot be met at any σ it tries
+        raise ConfigError("privacy.epsilon", privacy.epsilon,
+                          f"cannot be reached over {steps} steps: {err}") from None
+
+
+def make_privacy_plan(
+    config: SimulationConfig, *, train_sizes: list[int], model: nn.Module
+) -> PrivacyPlan:
+    """Calibrates σ for the whole run, for every party that will spend budget.
+
+    local   one accountant per hospital: q = 1 (the aggregator sees who took part, so no
+            amplification), one step per round it takes part in; σ for all num_rounds.
+    central one accountant for the run: q = fraction_per_round (hospitals are Poisson
+            sampled and the sample is hidden, as DP-FedAvg assumes), one step per round.
+    dpsgd   one accountant per hospital: q = batch_size / its records (Poisson batches),
+            its local steps per round, σ for all num_rounds.
+    """
+    privacy = config.privacy
+    parties: dict[int, PartyPlan] = {}
+    uniform_weight = None
+    if privacy.name == "local":
+        sigma = _sigma(privacy, sample_rate=1.0, steps=config.num_rounds)
+        parties = {i: PartyPlan(sigma, 1.0, 1) for i in range(len(train_sizes))}
+    elif privacy.name == "central":
+        q = config.fraction_per_round
+        parties = {RUN: PartyPlan(_sigma(privacy, sample_rate=q, steps=config.num_rounds), q, 1)}
+        uniform_weight = 1.0 / (q * len(train_sizes))
+    elif privacy.name == "dpsgd":
+        smallest = min(train_sizes)
+        if privacy.delta >= 1.0 / smallest:
+            raise ConfigError("privacy.delta", privacy.delta,
+                              f"must be < 1/(records of the smallest hospital) = 1/{smallest}")
+        check_dpsgd_model(model)
+        settings = LocalTraining(epochs=config.local_epochs, steps=config.local_steps,
+                                 batch_size=config.batch_size, lr=config.lr)
+        for i, n in enumerate(train_sizes):
+            q = min(1.0, config.batch_size / n)
+            steps = settings.num_steps(n)
+            sigma = _sigma(privacy, sample_rate=q, steps=steps * config.num_rounds)
+            parties[i] = PartyPlan(sigma, q, steps)
+    return PrivacyPlan(
+        mode=privacy.name, clip=privacy.clip, delta=privacy.delta,
+        accountant=privacy.accountant, budget=privacy.epsilon, parties=parties,
+        uniform_weight=uniform_weight,
+    )
+
+
+def check_dpsgd_model(model: nn.Module) -> None:
+    """Opacus's validator: DP-SGD needs per-sample gradients (no BatchNorm, …)."""
+    from opacus.validators import ModuleValidator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        first = str(errors[0]).splitlines()[0]
+        raise ConfigError(
+            "model", type(model).__name__,
+            f"is not compatible with privacy=dpsgd ({len(errors)} problem(s), first: {first}); "
+            "use a model without BatchNorm (e.g. model.batchnorm=false)",
+        )

@@ -1,0 +1,90 @@
+import pytest
+
+from fedray.config import (
+    ConfigError, ModelConfig, PrivacyConfig, SimulationConfig, config_from_dict,
+)
+from fedray.models import build_model
+from fedray.privacy import RUN, epsilon_spent, make_privacy_plan
+
+SIZES = [199, 172, 30, 85]  # heart-disease train sizes
+
+
+def _plan(privacy, model=ModelConfig(name="logreg"), **top):
+    config = SimulationConfig(privacy=privacy, model=model, num_rounds=15, **top)
+    return make_privacy_plan(
+        config, train_sizes=SIZES, model=build_model(model, num_features=13, num_classes=2)
+    )
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 4.0, 8.0])
+def test_local_dp_calibrates_one_sigma_for_every_hospital(epsilon):
+    plan = _plan(PrivacyConfig(name="local", epsilon=epsilon))
+    sigmas = {p.noise_multiplier for p in plan.parties.values()}
+    assert len(sigmas) == 1 and set(plan.parties) == {0, 1, 2, 3}
+    sigma = sigmas.pop()
+    # q = 1 (no amplification: the aggregator sees who took part), one step a round
+    assert all(p.sample_rate == 1.0 and p.steps_per_round == 1 for p in plan.parties.values())
+    assert epsilon - 0.05 < epsilon_spent(((sigma, 1.0, 15),), delta=1e-5,
+                                          accountant="rdp") <= epsilon
+
+
+def test_smaller_epsilon_means_more_noise():
+    sigmas = [_plan(PrivacyConfig(name="local", epsilon=e)).party(0).noise_multiplier
+              for e in (1.0, 4.0, 8.0)]
+    assert sigmas[0] > sigmas[1] > sigmas[2]
+
+
+def test_central_dp_is_one_run_level_party_with_the_sampling_rate():
+    plan = _plan(PrivacyConfig(name="central", epsilon=2.0), fraction_per_round=0.5)
+    assert set(plan.parties) == {RUN}
+    assert plan.party(RUN).sample_rate == 0.5
+    assert plan.uniform_weight == pytest.approx(1 / (0.5 * 4))
+
+
+def test_dpsgd_accounts_each_hospital_over_all_its_steps():
+    plan = _plan(PrivacyConfig(name="dpsgd", epsilon=4.0), batch_size=10, local_steps=5)
+    switzerland = plan.party(2)
+    assert switzerland.sample_rate == pytest.approx(10 / 30)
+    assert switzerland.steps_per_round == 5
+    spent = epsilon_spent(((switzerland.noise_multiplier, 10 / 30, 75),), delta=1e-5,
+                          accountant="rdp")
+    assert spent <= 4.0
+    # smaller hospitals sample a larger share per batch, so they need more noise
+    assert switzerland.noise_multiplier > plan.party(0).noise_multiplier
+
+
+def test_given_noise_multiplier_is_used_as_is():
+    plan = _plan(PrivacyConfig(name="local", noise_multiplier=1.3))
+    assert plan.party(0).noise_multiplier == 1.3 and plan.budget is None
+
+
+@pytest.mark.parametrize(
+    "values, key",
+    [
+        ({"name": "local", "epsilon": 0}, "privacy.epsilon"),
+        ({"name": "local", "epsilon": -1}, "privacy.epsilon"),
+        ({"name": "local", "epsilon": 1, "delta": 0}, "privacy.delta"),
+        ({"name": "local", "epsilon": 1, "delta": 1.5}, "privacy.delta"),
+        ({"name": "central", "epsilon": 1, "clip": 0}, "privacy.clip"),
+        ({"name": "dpsgd"}, "privacy.epsilon"),
+        ({"name": "gaussian", "epsilon": 1}, "privacy.name"),
+        ({"name": "local", "epsilon": 1, "accountant": "gdp"}, "privacy.accountant"),
+    ],
+)
+def test_bad_privacy_values_are_one_line_errors(values, key):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"privacy": values})
+    assert info.value.key == key and "\n" not in str(info.value)
+
+
+def test_dpsgd_delta_must_be_below_one_over_the_smallest_hospital():
+    with pytest.raises(ConfigError, match=r"privacy.delta=0.05: must be < 1/\(records of the "
+                                          r"smallest hospital\) = 1/30"):
+        _plan(PrivacyConfig(name="dpsgd", epsilon=1.0, delta=0.05))
+
+
+def test_dpsgd_refuses_batchnorm_with_opacus_validator():
+    with pytest.raises(ConfigError, match="not compatible with privacy=dpsgd") as info:
+        _plan(PrivacyConfig(name="dpsgd", epsilon=1.0),
+              model=ModelConfig(name="mlp", batchnorm=True))
+    assert info.value.key == "model" and "BatchNorm" in str(info.value)
