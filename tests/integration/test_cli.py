@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fedray.outputs.collect import collect
+
 pytestmark = pytest.mark.integration
 
 
@@ -57,6 +59,10 @@ def test_multirun_leaves_one_directory_per_run(tmp_path):
     seen = {(json.loads((r / "summary.json").read_text())["config"]["num_rounds"],
              json.loads((r / "summary.json").read_text())["config"]["seed"]) for r in runs}
     assert seen == {(1, 0), (1, 1), (2, 0), (2, 1)}
+    table = collect(sweep)
+    assert len(table) == 4
+    assert list(table.columns[:2]) == ["num_rounds", "seed"]  # the swept keys lead
+    assert table["accuracy"].between(0, 1).all()
 
 
 @pytest.mark.parametrize(
