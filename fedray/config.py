@@ -9,7 +9,10 @@ and what is allowed, so a bad sweep fails in one line before Ray starts.
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+if TYPE_CHECKING:
+    from fedray.crypto.ckks import CKKSParameters
 
 
 class ConfigError(ValueError):
@@ -51,7 +54,8 @@ DATASETS = ("heart_disease", "synthetic")
 PARTITIONS = ("natural", "iid", "dirichlet", "quantity")
 MODELS = ("logreg", "mlp")
 STRATEGIES = ("fedavg",)
-PRIVACY_MODES = ("none", "local", "central", "dpsgd")
+PRIVACY_MODES = ("none", "local", "central", "distributed", "dpsgd")
+ENCRYPTIONS = ("none", "ckks")
 ACCOUNTANTS = ("rdp", "prv")
 
 
@@ -169,6 +173,59 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class EncryptionConfig:
+    """Secure aggregation (docs/encryption.md). ``ckks``: hospitals encrypt their
+    updates with CKKS (TenSEAL); the aggregator adds ciphertexts it cannot read.
+
+    ``preset`` picks tested 128-bit-secure parameters; ``preset=custom`` takes
+    ``poly_modulus_degree``, ``coeff_mod_bit_sizes`` and ``scale_bits`` (checked).
+    ``decrypt_rounding_bits``: the decrypted aggregate is rounded to multiples of
+    2^-bits, far above the CKKS error, before it leaves the hospital.
+    """
+
+    name: str = "none"
+    preset: str = "n8192"
+    poly_modulus_degree: Optional[int] = None
+    coeff_mod_bit_sizes: Optional[list[int]] = None
+    scale_bits: Optional[int] = None
+    decrypt_rounding_bits: int = 20
+
+    def __post_init__(self) -> None:
+        from fedray.crypto.ckks import PRESETS, check_parameters
+
+        _one_of("name", self.name, ENCRYPTIONS)
+        _one_of("preset", self.preset, tuple(PRESETS) + ("custom",))
+        _require(
+            isinstance(self.decrypt_rounding_bits, int) and 8 <= self.decrypt_rounding_bits <= 24,
+            "decrypt_rounding_bits", self.decrypt_rounding_bits,
+            "must be an integer in [8, 24] (grid 2^-bits, above the CKKS error ~1e-8)",
+        )
+        if self.name == "ckks":
+            problem = check_parameters(self.parameters)
+            if problem is not None:
+                raise ConfigError("preset", self.preset, problem)
+
+    @property
+    def parameters(self) -> "CKKSParameters":
+        from fedray.crypto.ckks import PRESETS, CKKSParameters
+
+        if self.preset != "custom":
+            return PRESETS[self.preset]
+        missing = [k for k in ("poly_modulus_degree", "coeff_mod_bit_sizes", "scale_bits")
+                   if getattr(self, k) is None]
+        if missing:
+            raise ConfigError(missing[0], None, "preset=custom needs poly_modulus_degree, "
+                              "coeff_mod_bit_sizes and scale_bits")
+        return CKKSParameters(int(self.poly_modulus_degree),  # type: ignore[arg-type]
+                              tuple(self.coeff_mod_bit_sizes),  # type: ignore[arg-type]
+                              int(self.scale_bits))  # type: ignore[arg-type]
+
+    @property
+    def enabled(self) -> bool:
+        return self.name != "none"
+
+
+@dataclass(frozen=True)
 class RayConfig:
     """Where the simulation runs. ``address=None`` always starts a fresh local Ray."""
 
@@ -203,6 +260,7 @@ class SimulationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     num_rounds: int = 10
     num_clients: int = 4  # for partitions that choose the count (not 'natural')
@@ -238,6 +296,18 @@ class SimulationConfig:
         _positive_int("eval_every", self.eval_every)
         if self.round_timeout_s is not None:
             _positive_float("round_timeout_s", self.round_timeout_s)
+        if self.privacy.name == "distributed" and not self.encryption.enabled:
+            raise ConfigError(
+                "privacy.name", "distributed", "needs encryption=ckks: each hospital adds only "
+                "a share of the noise, so its update is under-noised unless the server sees "
+                "nothing but the encrypted sum",
+            )
+        if self.privacy.name == "central" and self.encryption.enabled:
+            raise ConfigError(
+                "privacy.name", "central", "cannot run with encryption=ckks: the aggregator "
+                "would have to add noise to a sum it cannot read; use privacy=distributed "
+                "(same guarantee, noise added by the hospitals under encryption)",
+            )
         if self.partition.name == "natural" and self.dataset.name != "heart_disease":
             raise ConfigError(
                 "partition.name", self.partition.name,
@@ -252,6 +322,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "strategy": StrategyConfig,
     "privacy": PrivacyConfig,
+    "encryption": EncryptionConfig,
     "ray": RayConfig,
 }
 

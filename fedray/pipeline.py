@@ -86,11 +86,14 @@ def aggregate(
     updates: list[Update], *, global_vector: np.ndarray, codec: Codec, strategy: Strategy,
     decode: Optional[Callable[[Any], np.ndarray]] = None,
     server_noise: Optional[VectorStep] = None, fixed_denominator: Optional[float] = None,
+    min_accepted: int = 1,
 ) -> AggregateResult:
     """Validates, sums and applies the server rule. A bad update is rejected, never
     averaged in. The mean divides by the weights that actually arrived, or by
     ``fixed_denominator`` (central DP: a data-independent denominator), after
-    ``server_noise`` (central DP's noise on the sum) when given."""
+    ``server_noise`` (central DP's noise on the sum) when given. Fewer than
+    ``min_accepted`` valid updates are not decrypted or released (distributed DP: the
+    sum would carry too few noise shares)."""
     exhausted = tuple(sorted(u.hospital for u in updates if u.exhausted))
     updates = [u for u in updates if not u.exhausted]
     size = global_vector.shape[0]
@@ -114,7 +117,12 @@ def aggregate(
         accepted.append(update.hospital)
     summed = time.perf_counter() - start
     stats = tuple((u.hospital, u.train_loss, u.seconds, u.epsilon) for u in updates)
-    if total is None:
+    if total is None or len(accepted) < min_accepted:
+        if total is not None:
+            rejected.extend(Rejection(h, f"only {len(accepted)} valid updates, fewer than the "
+                                         f"{min_accepted} the noise shares need; not released")
+                            for h in accepted)
+            accepted = []
         return AggregateResult(global_vector, (), tuple(rejected), nbytes,
                                {"aggregate": summed, "decrypt": 0.0}, stats, exhausted)
     start = time.perf_counter()
@@ -130,24 +138,24 @@ def aggregate(
     )
 
 
-def client_pipeline(mode: str, *, clip: float, noise_multiplier: float,
+def client_pipeline(mode: str, *, clip: float, noise_std: float,
                     codec: Optional[Codec] = None) -> ClientPipeline:
     """The hospital-side steps of each privacy mode (docs/privacy.md).
 
-    dpsgd protects records inside training, so its update needs no further step;
-    central clips here and leaves the noise to the aggregator.
+    local and distributed clip and add noise (the full σC, or a share of it);
+    central clips and leaves the noise to the aggregator; dpsgd protects records
+    inside training, so its update needs no further step.
     """
     from fedray.privacy import add_gaussian_noise, clip_to_norm
 
     codec = codec or PlainCodec()
-    if mode in ("local", "central"):
-        clipper = functools.partial(clip_to_norm, clip=clip)
-        if mode == "local":
-            std = noise_multiplier * clip
-
-            def noise(vector: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-                return add_gaussian_noise(vector, std, rng)
-
-            return ClientPipeline(clip=clipper, noise=noise, codec=codec)
+    if mode not in ("local", "central", "distributed"):
+        return ClientPipeline(codec=codec)
+    clipper = functools.partial(clip_to_norm, clip=clip)
+    if mode == "central":
         return ClientPipeline(clip=clipper, codec=codec)
-    return ClientPipeline(codec=codec)
+
+    def noise(vector: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return add_gaussian_noise(vector, noise_std, rng)
+
+    return ClientPipeline(clip=clipper, noise=noise, codec=codec)

@@ -87,12 +87,14 @@ class RunRecord:
     """Everything the orchestrator learns about the run, as scalars."""
 
     names: list[str]
+    num_parameters: int = 0
     log: MetricsLog = field(default_factory=MetricsLog)
     epsilon: dict[int, float] = field(default_factory=dict)  # party -> ε spent so far
     exhausted: dict[int, int] = field(default_factory=dict)  # hospital -> first round refused
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SECONDS_KEYS, 0.0))
     bytes_uploaded: int = 0
     rounds_completed: int = 0
+    updates_accepted: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
     last_eval: dict[int, EvalStats] = field(default_factory=dict)
     empty_rounds: set[int] = field(default_factory=set)  # nobody sampled (Poisson)
@@ -108,6 +110,7 @@ class RunRecord:
             bar.write(f"round {round_}: too few updates arrived in time; model unchanged")
             return
         self.rounds_completed += bool(result.accepted)  # a round that moved the model
+        self.updates_accepted += len(result.accepted)
         self.bytes_uploaded += result.bytes_received
         for key in ("aggregate", "decrypt"):
             self.seconds[key] += result.seconds.get(key, 0.0)
@@ -157,6 +160,7 @@ def simulate(config: SimulationConfig) -> Result:
         config.model, num_features=federation.num_features,
         num_classes=federation.num_classes, seed=config.seed,
     )
+    record.num_parameters = int(initial.shape[0])
 
     with ray_session(config.ray) as cluster:
         if config.ray.num_gpus_per_actor > 0 and cluster.get("GPU", 0) == 0:
@@ -188,7 +192,8 @@ def simulate(config: SimulationConfig) -> Result:
                 record.epsilon[RUN] = run_ledger.epsilon
                 record.log.add(round_, GLOBAL, "privacy", "epsilon", run_ledger.epsilon)
             participants = sample_participants(
-                len(sizes), config.fraction_per_round, rng, poisson=privacy.mode == "central"
+                len(sizes), config.fraction_per_round, rng,
+                poisson=privacy.mode in ("central", "distributed"),
             )
             weights = (
                 {int(i): privacy.uniform_weight for i in participants}
@@ -264,7 +269,7 @@ def _collect(pending: PendingRound, record: RunRecord, bar: Any) -> None:
 
 
 def _run_ledger(privacy: PrivacyPlan) -> Optional[PrivacyLedger]:
-    if privacy.mode != "central":
+    if privacy.mode not in ("central", "distributed"):
         return None
     party = privacy.party(RUN)
     return PrivacyLedger(noise_multiplier=party.noise_multiplier, sample_rate=party.sample_rate,
@@ -316,6 +321,7 @@ def _summary(
     num_actors: int,
 ) -> dict[str, Any]:
     names, last = record.names, record.last_eval
+    num_parameters = record.num_parameters
     overall = pooled(list(last.values()))
     per_client = {names[i]: last[i].accuracy for i in sorted(last)}
     return {
@@ -334,6 +340,14 @@ def _summary(
         "rounds_completed": record.rounds_completed,
         "rejected_updates": record.rejections,
         "bytes_uploaded": record.bytes_uploaded,
+        "encryption": {
+            "name": config.encryption.name,
+            "preset": config.encryption.preset if config.encryption.enabled else None,
+            "bytes_per_parameter": (
+                record.bytes_uploaded / (record.updates_accepted * num_parameters)
+                if record.updates_accepted else None
+            ),
+        },
         "num_actors": num_actors,
         "devices": devices,
         "startup_seconds": startup_seconds,

@@ -1,9 +1,10 @@
-"""How an update travels: encoders that hospitals use and the aggregator adds.
+"""How an update travels: codecs that hospitals encode with and the aggregator adds.
 
-Only the plaintext codec exists today; CKKS (TenSEAL) plugs in behind the same
-interface, with the aggregator holding a public-only context.
+``PlainCodec`` sends float32 vectors; ``CKKSCodec`` (TenSEAL) sends CKKS ciphertexts,
+and the aggregator's copy of it holds a public context only.
 """
 
+from fedray.crypto.ckks import CKKSCodec, EncryptedVector
 from fedray.crypto.codec import Codec, PlainCodec
 
-__all__ = ["Codec", "PlainCodec"]
+__all__ = ["CKKSCodec", "Codec", "EncryptedVector", "PlainCodec"]

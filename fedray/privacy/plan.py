@@ -35,8 +35,17 @@ class PrivacyPlan:
     accountant: str
     budget: Optional[float]  # ε cap, None when only σ was given
     parties: dict[int, PartyPlan]  # hospital index -> plan; -1 is the run (central)
-    # central only: every participant's weight, 1 / (q N), fixed whatever the sample
+    # central/distributed: every participant's weight, 1 / (q N), fixed whatever the sample
     uniform_weight: Optional[float] = None
+    min_shares: int = 1  # distributed: fewest noise shares a released sum may carry
+
+    def client_noise_std(self, index: int) -> float:
+        """Std of the noise a hospital adds to its clipped update before weighting."""
+        if self.mode == "local":
+            return self.party(index).noise_multiplier * self.clip
+        if self.mode == "distributed":
+            return self.party(RUN).noise_multiplier * self.clip / self.min_shares ** 0.5
+        return 0.0
 
     @property
     def enabled(self) -> bool:
@@ -72,6 +81,8 @@ def make_privacy_plan(
             amplification), one step per round it takes part in; σ for all num_rounds.
     central one accountant for the run: q = fraction_per_round (hospitals are Poisson
             sampled and the sample is hidden, as DP-FedAvg assumes), one step per round.
+    distributed as central; each hospital adds a share N(0, σ²C²/m), m = min_clients,
+            so any sum of at least m encrypted updates carries the central noise.
     dpsgd   one accountant per hospital: q = batch_size / its records (Poisson batches),
             its local steps per round, σ for all num_rounds.
     """
@@ -81,7 +92,7 @@ def make_privacy_plan(
     if privacy.name == "local":
         sigma = _sigma(privacy, sample_rate=1.0, steps=config.num_rounds)
         parties = {i: PartyPlan(sigma, 1.0, 1) for i in range(len(train_sizes))}
-    elif privacy.name == "central":
+    elif privacy.name in ("central", "distributed"):
         q = config.fraction_per_round
         parties = {RUN: PartyPlan(_sigma(privacy, sample_rate=q, steps=config.num_rounds), q, 1)}
         uniform_weight = 1.0 / (q * len(train_sizes))
@@ -102,6 +113,7 @@ def make_privacy_plan(
         mode=privacy.name, clip=privacy.clip, delta=privacy.delta,
         accountant=privacy.accountant, budget=privacy.epsilon, parties=parties,
         uniform_weight=uniform_weight,
+        min_shares=config.min_clients if privacy.name == "distributed" else 1,
     )
 
 

@@ -11,13 +11,14 @@ import ray
 import torch
 
 from fedray.config import SimulationConfig
-from fedray.crypto import PlainCodec
+from fedray.crypto import CKKSCodec, PlainCodec
 from fedray.data import FederationPlan, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital
 from fedray.models import build_model
 from fedray.pipeline import AggregateResult, Rejection, Update, aggregate, client_pipeline
 from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, add_gaussian_noise
 from fedray.privacy.dpsgd import DPSGDTrainer
+from fedray.runtime.keys import Decryptor, KeyAuthority
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
 
@@ -27,8 +28,10 @@ class HospitalWorker:
 
     def __init__(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
-        num_classes: int, privacy: PrivacyPlan,
+        num_classes: int, privacy: PrivacyPlan, context: Optional[tuple[bytes, str]] = None,
     ) -> None:
+        """``context``: the CKKS secret context and key-set fingerprint when encryption
+        is on (a hospital encrypts; it never sees another hospital's update)."""
         threads = max(1, int(config.ray.num_cpus_per_actor))
         torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
         use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
@@ -45,8 +48,11 @@ class HospitalWorker:
             config.model, num_features=num_features, num_classes=num_classes
         ).to(self.device)
         self.strategy = build_strategy(config.strategy)
-        sigma = privacy.parties[plans[0].index].noise_multiplier if privacy.mode == "local" else 0.0
-        self.pipeline = client_pipeline(privacy.mode, clip=privacy.clip, noise_multiplier=sigma)
+        codec = CKKSCodec(*context) if context is not None else PlainCodec()
+        self.pipeline = client_pipeline(
+            privacy.mode, clip=privacy.clip, noise_std=privacy.client_noise_std(plans[0].index),
+            codec=codec,
+        )
         self.dpsgd = (
             DPSGDTrainer(self.model, clip=privacy.clip, batch_size=config.batch_size,
                          lr=config.lr)
@@ -76,9 +82,20 @@ class HospitalWorker:
 class AggregatorWorker:
     """Receives the hospitals' update batches and aggregates them; holds no data."""
 
-    def __init__(self, config: SimulationConfig, privacy: PrivacyPlan) -> None:
-        self.codec = PlainCodec()
+    def __init__(
+        self, config: SimulationConfig, privacy: PrivacyPlan,
+        public_context: Optional[tuple[bytes, str]] = None, decryptor: Any = None,
+    ) -> None:
+        """With encryption the aggregator gets the public context only: it can check and
+        add ciphertexts, and asks the decryptor (a hospital's role) for the sum."""
+        self.codec: Any = PlainCodec()
+        self.decode: Optional[Any] = None
+        if public_context is not None:
+            self.codec = CKKSCodec(*public_context)
+            assert not self.codec.can_decrypt, "the aggregator must not hold the secret key"
+            self.decode = lambda total: ray.get(decryptor.decrypt.remote(self.codec.seal(total)))
         self.strategy = build_strategy(config.strategy)
+        self.min_accepted = privacy.min_shares
         self.server_noise, self.fixed_denominator = None, None
         if privacy.mode == "central":
             # DP-FedAvg: every update is clipped to C and weighted 1/(qN), so one hospital
@@ -87,6 +104,7 @@ class AggregatorWorker:
             std = party.noise_multiplier * privacy.clip * privacy.uniform_weight
             rng = np.random.default_rng([config.seed, 0xCE17])
             self.server_noise = lambda total: add_gaussian_noise(total, std, rng)
+        if privacy.mode in ("central", "distributed"):
             self.fixed_denominator = 1.0  # weights sum to 1 in expectation, not per round
 
     def aggregate(self, batches: list[ray.ObjectRef], global_vector: np.ndarray
@@ -107,8 +125,10 @@ class AggregatorWorker:
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
         result = aggregate(updates, global_vector=global_vector, codec=self.codec,
-                           strategy=self.strategy, server_noise=self.server_noise,
-                           fixed_denominator=self.fixed_denominator)
+                           strategy=self.strategy, decode=self.decode,
+                           server_noise=self.server_noise,
+                           fixed_denominator=self.fixed_denominator,
+                           min_accepted=self.min_accepted)
         report = dataclasses.replace(
             result, global_vector=None, rejected=result.rejected + tuple(failed),
             seconds={**result.seconds, "receive": received},
@@ -125,14 +145,23 @@ def make_actors(
     )(HospitalWorker)
     # The aggregator only adds vectors: it reserves no CPU, so it never blocks a hospital.
     aggregator_actor = ray.remote(num_cpus=0)(AggregatorWorker)
+    secret = public = decryptor = None
+    if config.encryption.enabled:
+        # Key set-up before round 1. The driver passes the contexts' references on and
+        # never reads them; the aggregator is given the public one only.
+        authority = ray.remote(num_cpus=0)(KeyAuthority).remote(config.encryption.parameters)
+        secret, public = authority.secret_context.remote(), authority.public_context.remote()
+        decryptor = ray.remote(num_cpus=0)(Decryptor).remote(
+            secret, config.encryption.decrypt_rounding_bits)
     hospitals = [
         hospital_actor.remote(
             config, [plan.hospitals[i] for i in indices],
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
+            context=secret,
         )
         for indices in assignment
     ]
-    aggregator = aggregator_actor.remote(config, privacy)
+    aggregator = aggregator_actor.remote(config, privacy, public, decryptor)
     return hospitals, aggregator
 
 

@@ -88,3 +88,29 @@ def test_dpsgd_refuses_batchnorm_with_opacus_validator():
         _plan(PrivacyConfig(name="dpsgd", epsilon=1.0),
               model=ModelConfig(name="mlp", batchnorm=True))
     assert info.value.key == "model" and "BatchNorm" in str(info.value)
+
+
+def test_distributed_dp_needs_encryption():
+    with pytest.raises(ConfigError, match="needs encryption=ckks") as info:
+        config_from_dict({"privacy": {"name": "distributed", "epsilon": 1.0}})
+    assert info.value.key == "privacy.name"
+
+
+def test_central_dp_under_encryption_is_refused():
+    with pytest.raises(ConfigError, match="cannot run with encryption=ckks"):
+        config_from_dict({"privacy": {"name": "central", "epsilon": 1.0},
+                          "encryption": {"name": "ckks"}})
+
+
+def test_distributed_noise_shares_sum_to_the_central_noise():
+    from fedray.config import EncryptionConfig
+
+    plan = _plan(PrivacyConfig(name="distributed", epsilon=2.0),
+                 encryption=EncryptionConfig(name="ckks"), min_clients=3)
+    central = _plan(PrivacyConfig(name="central", epsilon=2.0))
+    sigma = plan.party(RUN).noise_multiplier
+    assert sigma == central.party(RUN).noise_multiplier  # same accounting as central DP
+    share = plan.client_noise_std(0)
+    assert share == pytest.approx(sigma * 1.0 / 3 ** 0.5)
+    assert 3 * share ** 2 == pytest.approx((sigma * 1.0) ** 2)  # any 3 shares: full noise
+    assert plan.min_shares == 3

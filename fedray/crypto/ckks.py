@@ -1,0 +1,171 @@
+"""CKKS secure aggregation with TenSEAL.
+
+Roles (docs/encryption.md): a key authority makes one CKKS key set; hospitals (and
+the decryptor that stands for them) hold the secret context; the aggregator holds
+the public context only, so it can add ciphertexts but not read them. Every
+ciphertext carries the fingerprint of the key set it was made under, because TenSEAL
+itself happily adds ciphertexts of different keys into garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+# Largest total coefficient-modulus bits for 128-bit classical security, ternary
+# secrets (HomomorphicEncryption.org security standard, 2018, table for λ = 128).
+MAX_MODULUS_BITS_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
+MIN_SCALE_BITS = 30  # at 2^20–2^21 the CKKS error of a 10-hospital sum rivals the signal
+
+
+@dataclass(frozen=True)
+class CKKSParameters:
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: tuple[int, ...]
+    scale_bits: int
+
+    @property
+    def slots(self) -> int:
+        return self.poly_modulus_degree // 2
+
+
+# Add-only aggregation needs no multiplicative depth: one data prime above the scale
+# and the special prime; hospitals pre-scale by their weight in the clear.
+PRESETS = {
+    "n8192": CKKSParameters(8192, (60, 40), 40),
+    "n4096": CKKSParameters(4096, (60, 40), 40),
+    "n16384": CKKSParameters(16384, (60, 40), 40),
+}
+
+
+def check_parameters(params: CKKSParameters) -> Optional[str]:
+    """None if the parameters are safe and precise enough for aggregation; else why not."""
+    n = params.poly_modulus_degree
+    if n not in MAX_MODULUS_BITS_128:
+        return f"poly_modulus_degree {n} must be one of {sorted(MAX_MODULUS_BITS_128)}"
+    total = sum(params.coeff_mod_bit_sizes)
+    if total > MAX_MODULUS_BITS_128[n]:
+        return (f"coefficient moduli of {total} bits exceed the {MAX_MODULUS_BITS_128[n]} bits "
+                f"allowed at N={n} for 128-bit security")
+    if len(params.coeff_mod_bit_sizes) < 2:
+        return "needs at least two coefficient moduli (data prime and special prime)"
+    if params.scale_bits < MIN_SCALE_BITS:
+        return (f"scale 2^{params.scale_bits} is too coarse: CKKS error would rival the "
+                f"update; use >= 2^{MIN_SCALE_BITS}")
+    if params.coeff_mod_bit_sizes[0] < params.scale_bits + 10:
+        return (f"first modulus {params.coeff_mod_bit_sizes[0]} bits leaves no room above the "
+                f"scale 2^{params.scale_bits} for the sum's integer part")
+    return None
+
+
+def new_secret_context(params: CKKSParameters) -> bytes:
+    """The key authority's step: a fresh key set, serialised with its secret key."""
+    import tenseal as ts
+
+    context = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=params.poly_modulus_degree,
+                         coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
+    context.global_scale = 2.0 ** params.scale_bits
+    return context.serialize(save_secret_key=True)
+
+
+def public_part(secret_context: bytes) -> bytes:
+    """The same key set without its secret key: what the aggregator gets."""
+    import tenseal as ts
+
+    context = ts.context_from(secret_context)
+    context.make_context_public()
+    return context.serialize()
+
+
+def fingerprint(public_context: bytes) -> str:
+    """Identifies a key set: the hash of the public context its key authority published.
+
+    Computed once, by the authority, and handed out with the contexts: TenSEAL may
+    re-derive keys when a context is loaded, so re-serialising it elsewhere does not
+    reproduce the same bytes."""
+    return hashlib.sha256(public_context).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class EncryptedVector:
+    """A CKKS-encrypted flat vector as it travels: ciphertext bytes plus metadata."""
+
+    key_fingerprint: str
+    size: int
+    ciphertext: bytes
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.ciphertext) + len(self.key_fingerprint)
+
+
+class CKKSCodec:
+    """Encrypts, validates, adds and (with the secret key) decrypts flat vectors."""
+
+    name = "ckks"
+
+    def __init__(self, context: bytes, key_fingerprint: str) -> None:
+        import tenseal as ts
+
+        self._ts = ts
+        self._context = ts.context_from(context)
+        self.fingerprint = key_fingerprint
+        self.can_decrypt = self._context.has_secret_key()
+
+    def encode(self, vector: np.ndarray) -> EncryptedVector:
+        encrypted = self._ts.ckks_vector(self._context, np.asarray(vector, dtype=np.float64))
+        return EncryptedVector(self.fingerprint, int(vector.shape[0]), encrypted.serialize())
+
+    def _load(self, payload: EncryptedVector) -> Any:
+        return self._ts.ckks_vector_from(self._context, payload.ciphertext)
+
+    def validate(self, payload: Any, size: int) -> Optional[str]:
+        if not isinstance(payload, EncryptedVector):
+            return f"payload is {type(payload).__name__}, expected an encrypted vector"
+        if payload.key_fingerprint != self.fingerprint:
+            return (f"ciphertext made under key set {payload.key_fingerprint[:12]}, "
+                    f"this federation's is {self.fingerprint[:12]}")
+        if payload.size != size:
+            return f"ciphertext holds {payload.size} values, the model has {size}"
+        try:
+            loaded = self._load(payload)
+        except Exception as err:  # TenSEAL/SEAL refuse truncated or altered bytes
+            return f"ciphertext does not load: {type(err).__name__}: {str(err)[:80]}"
+        if loaded.size() != size:
+            return f"ciphertext decodes to {loaded.size()} values, the model has {size}"
+        return None
+
+    def add(self, total: Any, payload: EncryptedVector) -> Any:
+        """Adds into a running (loaded) ciphertext sum; :meth:`seal` makes it portable."""
+        loaded = self._load(payload)
+        if total is None:
+            return loaded
+        total.add_(loaded)
+        return total
+
+    def seal(self, total: Any) -> EncryptedVector:
+        return EncryptedVector(self.fingerprint, int(total.size()), total.serialize())
+
+    def decode(self, payload: Any) -> np.ndarray:
+        if not self.can_decrypt:
+            raise PermissionError("this context holds no secret key: it cannot decrypt")
+        if not isinstance(payload, EncryptedVector):  # a sum loaded under another context
+            payload = self.seal(payload)
+        return np.asarray(self._load(payload).decrypt(), dtype=np.float64)
+
+    def nbytes(self, payload: EncryptedVector) -> int:
+        return payload.nbytes
+
+
+def round_to_grid(values: np.ndarray, bits: int) -> np.ndarray:
+    """Rounds to multiples of 2^-bits, far above the CKKS error (~1e-8).
+
+    The decrypted aggregate leaves the hospitals every round; raw CKKS decryptions
+    leak the secret key to a passive observer (Li and Micciancio, 2021). Rounding
+    away the low-order error is the counter-measure (docs/encryption.md).
+    """
+    step = 2.0 ** -bits
+    return np.round(values / step) * step

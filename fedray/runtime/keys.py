@@ -1,0 +1,38 @@
+"""The key authority and the decryptor: the two Ray roles that touch the CKKS secret.
+
+The key authority runs once, before round 1: it makes the key set and hands out the
+secret context (to hospitals and the decryptor) and the public one (to the
+aggregator) as Ray objects the driver passes along without reading. The decryptor
+stands for the hospitals' side of decryption: it holds a hospital's copy of the
+secret context, decrypts only the aggregate, and rounds it before it leaves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedray.crypto.ckks import (
+    CKKSCodec, CKKSParameters, EncryptedVector, fingerprint, new_secret_context, public_part,
+    round_to_grid,
+)
+
+
+class KeyAuthority:
+    def __init__(self, params: CKKSParameters) -> None:
+        self._secret = new_secret_context(params)
+        self._public = public_part(self._secret)
+
+    def secret_context(self) -> tuple[bytes, str]:
+        return self._secret, fingerprint(self._public)
+
+    def public_context(self) -> tuple[bytes, str]:
+        return self._public, fingerprint(self._public)
+
+
+class Decryptor:
+    def __init__(self, secret_context: tuple[bytes, str], rounding_bits: int) -> None:
+        self.codec = CKKSCodec(*secret_context)
+        self.rounding_bits = rounding_bits
+
+    def decrypt(self, total: EncryptedVector) -> np.ndarray:
+        return round_to_grid(self.codec.decode(total), self.rounding_bits)

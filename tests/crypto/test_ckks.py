@@ -1,0 +1,116 @@
+"""Real TenSEAL ciphertexts, small vectors: what the aggregator can and cannot do."""
+
+import numpy as np
+import pytest
+
+from fedray.crypto import CKKSCodec, EncryptedVector, PlainCodec
+from fedray.crypto.ckks import (
+    PRESETS, CKKSParameters, check_parameters, fingerprint, new_secret_context, public_part,
+    round_to_grid,
+)
+from fedray.pipeline import Update, aggregate
+from fedray.strategies import FedAvg
+
+
+def _key_set(preset="n4096"):
+    secret = new_secret_context(PRESETS[preset])
+    public = public_part(secret)
+    tag = fingerprint(public)
+    return CKKSCodec(secret, tag), CKKSCodec(public, tag)
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return _key_set()
+
+
+def test_presets_are_128_bit_secure_and_precise():
+    for params in PRESETS.values():
+        assert check_parameters(params) is None
+
+
+@pytest.mark.parametrize(
+    "params, problem",
+    [
+        (CKKSParameters(4096, (60, 60), 40), "exceed the 109 bits"),
+        (CKKSParameters(8192, (40, 21), 21), "too coarse"),
+        (CKKSParameters(8192, (60,), 40), "at least two"),
+        (CKKSParameters(3000, (60, 40), 40), "must be one of"),
+    ],
+)
+def test_unsafe_or_imprecise_parameters_are_refused(params, problem):
+    assert problem in check_parameters(params)
+
+
+def test_sum_of_encrypted_updates_decrypts_to_the_plain_sum(keys):
+    hospital, aggregator = keys
+    rng = np.random.default_rng(0)
+    vectors = [rng.normal(0, 0.1, 3000).astype(np.float32) for _ in range(10)]
+    total = None
+    for v in vectors:
+        payload = hospital.encode(v)
+        assert aggregator.validate(payload, 3000) is None
+        total = aggregator.add(total, payload)
+    decrypted = hospital.decode(aggregator.seal(total))
+    assert np.max(np.abs(decrypted - np.sum(vectors, axis=0))) < 1e-6
+
+
+def test_aggregator_cannot_decrypt(keys):
+    hospital, aggregator = keys
+    payload = hospital.encode(np.ones(10, np.float32))
+    assert not aggregator.can_decrypt and hospital.can_decrypt
+    with pytest.raises(PermissionError):
+        aggregator.decode(payload)
+    # and TenSEAL itself refuses: the public context holds no secret key
+    with pytest.raises(ValueError, match="secret"):
+        aggregator._load(payload).decrypt()
+
+
+def test_foreign_key_ciphertext_is_rejected(keys):
+    _, aggregator = keys
+    stranger, _ = _key_set()
+    reason = aggregator.validate(stranger.encode(np.ones(10, np.float32)), 10)
+    assert reason is not None and "key set" in reason
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupted_ciphertext_is_rejected(keys, damage):
+    hospital, aggregator = keys
+    good = hospital.encode(np.ones(10, np.float32))
+    raw = bytearray(good.ciphertext)
+    if damage == "flip":
+        for i in range(100, 200):
+            raw[i] ^= 0xFF
+    else:
+        raw = raw[: len(raw) // 2]
+    bad = EncryptedVector(good.key_fingerprint, 10, bytes(raw))
+    reason = aggregator.validate(bad, 10)
+    assert reason is not None and "does not load" in reason
+
+
+def test_round_proceeds_with_the_valid_updates(keys):
+    hospital, aggregator = keys
+    good = [hospital.encode(np.full(8, v, np.float32)) for v in (0.25, 0.75)]
+    corrupt = EncryptedVector(good[0].key_fingerprint, 8, good[0].ciphertext[:500])
+    updates = [Update(0, good[0], 0.5, 1, 0.0), Update(1, corrupt, 0.5, 1, 0.0),
+               Update(2, good[1], 0.5, 1, 0.0)]
+    result = aggregate(updates, global_vector=np.zeros(8, np.float32), codec=aggregator,
+                       strategy=FedAvg(),
+                       decode=lambda total: round_to_grid(hospital.decode(total), 20))
+    assert result.accepted == (0, 2)
+    assert [r.hospital for r in result.rejected] == [1]
+    assert np.allclose(result.global_vector, 1.0)  # (0.25 + 0.75) / (0.5 + 0.5)
+
+
+def test_ckks_costs_about_32_bytes_per_value(keys):
+    hospital, _ = keys
+    payload = hospital.encode(np.zeros(2048, np.float32))  # one full n4096 ciphertext
+    assert 28 < payload.nbytes / 2048 < 36
+    assert PlainCodec().nbytes(np.zeros(2048, np.float32)) / 2048 == 4
+
+
+def test_rounding_removes_the_ckks_error_but_keeps_the_value():
+    values = np.array([0.1234567891, -2.5 + 3e-9, 1e-9])
+    rounded = round_to_grid(values, 20)
+    assert np.all(np.abs(rounded - values) <= 2.0 ** -21)
+    assert np.all(np.abs(rounded / 2.0 ** -20 - np.round(rounded / 2.0 ** -20)) == 0)
