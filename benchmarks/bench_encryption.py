@@ -101,6 +101,12 @@ def round_ratio() -> None:
             partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=1000),
             num_clients=10, num_rounds=6, batch_size=32, lr=0.05, eval_every=6,
             progress=False),
+        "same, 5 local epochs": SimulationConfig(
+            dataset=DatasetConfig(name="synthetic", num_records=2500, num_features=100,
+                                  test_fraction=0.2),
+            partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=1000),
+            num_clients=10, num_rounds=6, local_epochs=5, batch_size=32, lr=0.05,
+            eval_every=6, progress=False),
         "4 heart-disease hospitals, logistic regression (14 params)": SimulationConfig(
             num_rounds=10, eval_every=10, progress=False),
     }

@@ -91,15 +91,16 @@ def fingerprint(public_context: bytes) -> str:
 
 @dataclass(frozen=True)
 class EncryptedVector:
-    """A CKKS-encrypted flat vector as it travels: ciphertext bytes plus metadata."""
+    """A CKKS-encrypted flat vector as it travels: one ciphertext per ``slots`` values
+    (every slot used but in the last), plus the key-set fingerprint and the length."""
 
     key_fingerprint: str
     size: int
-    ciphertext: bytes
+    ciphertexts: tuple[bytes, ...]
 
     @property
     def nbytes(self) -> int:
-        return len(self.ciphertext) + len(self.key_fingerprint)
+        return sum(len(c) for c in self.ciphertexts) + len(self.key_fingerprint)
 
 
 class CKKSCodec:
@@ -114,13 +115,22 @@ class CKKSCodec:
         self._context = ts.context_from(context)
         self.fingerprint = key_fingerprint
         self.can_decrypt = self._context.has_secret_key()
+        self.slots = self._context.seal_context().data.key_context_data().parms() \
+            .poly_modulus_degree() // 2
+
+    def _chunks(self, size: int) -> int:
+        return -(-size // self.slots)
 
     def encode(self, vector: np.ndarray) -> EncryptedVector:
-        encrypted = self._ts.ckks_vector(self._context, np.asarray(vector, dtype=np.float64))
-        return EncryptedVector(self.fingerprint, int(vector.shape[0]), encrypted.serialize())
+        values = np.asarray(vector, dtype=np.float64)
+        ciphertexts = tuple(
+            self._ts.ckks_vector(self._context, values[i:i + self.slots]).serialize()
+            for i in range(0, len(values), self.slots)
+        )
+        return EncryptedVector(self.fingerprint, int(values.shape[0]), ciphertexts)
 
-    def _load(self, payload: EncryptedVector) -> Any:
-        return self._ts.ckks_vector_from(self._context, payload.ciphertext)
+    def _load(self, payload: EncryptedVector) -> list[Any]:
+        return [self._ts.ckks_vector_from(self._context, c) for c in payload.ciphertexts]
 
     def validate(self, payload: Any, size: int) -> Optional[str]:
         if not isinstance(payload, EncryptedVector):
@@ -128,14 +138,17 @@ class CKKSCodec:
         if payload.key_fingerprint != self.fingerprint:
             return (f"ciphertext made under key set {payload.key_fingerprint[:12]}, "
                     f"this federation's is {self.fingerprint[:12]}")
-        if payload.size != size:
-            return f"ciphertext holds {payload.size} values, the model has {size}"
+        if payload.size != size or len(payload.ciphertexts) != self._chunks(size):
+            return (f"ciphertexts hold {payload.size} values in {len(payload.ciphertexts)} "
+                    f"parts, the model has {size} ({self._chunks(size)} parts)")
         try:
             loaded = self._load(payload)
         except Exception as err:  # TenSEAL/SEAL refuse truncated or altered bytes
             return f"ciphertext does not load: {type(err).__name__}: {str(err)[:80]}"
-        if loaded.size() != size:
-            return f"ciphertext decodes to {loaded.size()} values, the model has {size}"
+        sizes = [part.size() for part in loaded]
+        expected = [min(self.slots, size - i) for i in range(0, size, self.slots)]
+        if sizes != expected:
+            return f"ciphertext parts hold {sizes} values, expected {expected}"
         return None
 
     def add(self, total: Any, payload: EncryptedVector) -> Any:
@@ -143,18 +156,21 @@ class CKKSCodec:
         loaded = self._load(payload)
         if total is None:
             return loaded
-        total.add_(loaded)
+        for part, addend in zip(total, loaded):
+            part.add_(addend)
         return total
 
     def seal(self, total: Any) -> EncryptedVector:
-        return EncryptedVector(self.fingerprint, int(total.size()), total.serialize())
+        size = sum(part.size() for part in total)
+        return EncryptedVector(self.fingerprint, size, tuple(p.serialize() for p in total))
 
     def decode(self, payload: Any) -> np.ndarray:
         if not self.can_decrypt:
             raise PermissionError("this context holds no secret key: it cannot decrypt")
         if not isinstance(payload, EncryptedVector):  # a sum loaded under another context
             payload = self.seal(payload)
-        return np.asarray(self._load(payload).decrypt(), dtype=np.float64)
+        return np.concatenate([np.asarray(p.decrypt(), dtype=np.float64)
+                               for p in self._load(payload)])
 
     def nbytes(self, payload: EncryptedVector) -> int:
         return payload.nbytes

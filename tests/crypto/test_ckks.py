@@ -45,11 +45,11 @@ def test_unsafe_or_imprecise_parameters_are_refused(params, problem):
 def test_sum_of_encrypted_updates_decrypts_to_the_plain_sum(keys):
     hospital, aggregator = keys
     rng = np.random.default_rng(0)
-    vectors = [rng.normal(0, 0.1, 3000).astype(np.float32) for _ in range(10)]
+    vectors = [rng.normal(0, 0.1, 5000).astype(np.float32) for _ in range(10)]  # 3 parts
     total = None
     for v in vectors:
         payload = hospital.encode(v)
-        assert aggregator.validate(payload, 3000) is None
+        assert aggregator.validate(payload, 5000) is None
         total = aggregator.add(total, payload)
     decrypted = hospital.decode(aggregator.seal(total))
     assert np.max(np.abs(decrypted - np.sum(vectors, axis=0))) < 1e-6
@@ -63,7 +63,12 @@ def test_aggregator_cannot_decrypt(keys):
         aggregator.decode(payload)
     # and TenSEAL itself refuses: the public context holds no secret key
     with pytest.raises(ValueError, match="secret"):
-        aggregator._load(payload).decrypt()
+        aggregator._load(payload)[0].decrypt()
+
+
+def test_wrong_length_is_rejected(keys):
+    hospital, aggregator = keys
+    assert "the model has 12" in aggregator.validate(hospital.encode(np.ones(10)), 12)
 
 
 def test_foreign_key_ciphertext_is_rejected(keys):
@@ -77,13 +82,13 @@ def test_foreign_key_ciphertext_is_rejected(keys):
 def test_corrupted_ciphertext_is_rejected(keys, damage):
     hospital, aggregator = keys
     good = hospital.encode(np.ones(10, np.float32))
-    raw = bytearray(good.ciphertext)
+    raw = bytearray(good.ciphertexts[0])
     if damage == "flip":
         for i in range(100, 200):
             raw[i] ^= 0xFF
     else:
         raw = raw[: len(raw) // 2]
-    bad = EncryptedVector(good.key_fingerprint, 10, bytes(raw))
+    bad = EncryptedVector(good.key_fingerprint, 10, (bytes(raw),))
     reason = aggregator.validate(bad, 10)
     assert reason is not None and "does not load" in reason
 
@@ -91,7 +96,7 @@ def test_corrupted_ciphertext_is_rejected(keys, damage):
 def test_round_proceeds_with_the_valid_updates(keys):
     hospital, aggregator = keys
     good = [hospital.encode(np.full(8, v, np.float32)) for v in (0.25, 0.75)]
-    corrupt = EncryptedVector(good[0].key_fingerprint, 8, good[0].ciphertext[:500])
+    corrupt = EncryptedVector(good[0].key_fingerprint, 8, (good[0].ciphertexts[0][:500],))
     updates = [Update(0, good[0], 0.5, 1, 0.0), Update(1, corrupt, 0.5, 1, 0.0),
                Update(2, good[1], 0.5, 1, 0.0)]
     result = aggregate(updates, global_vector=np.zeros(8, np.float32), codec=aggregator,
@@ -102,10 +107,13 @@ def test_round_proceeds_with_the_valid_updates(keys):
     assert np.allclose(result.global_vector, 1.0)  # (0.25 + 0.75) / (0.5 + 0.5)
 
 
-def test_ckks_costs_about_32_bytes_per_value(keys):
-    hospital, _ = keys
-    payload = hospital.encode(np.zeros(2048, np.float32))  # one full n4096 ciphertext
-    assert 28 < payload.nbytes / 2048 < 36
+def test_ckks_costs_about_32_bytes_per_value_in_full_ciphertexts(keys):
+    hospital, aggregator = keys
+    payload = hospital.encode(np.zeros(2048 * 3 + 5, np.float32))  # n4096: 2048 slots
+    assert len(payload.ciphertexts) == 4  # as few as possible, all slots used but the last
+    assert aggregator.validate(payload, 2048 * 3 + 5) is None
+    full = hospital.encode(np.zeros(2048, np.float32))
+    assert 28 < full.nbytes / 2048 < 36
     assert PlainCodec().nbytes(np.zeros(2048, np.float32)) / 2048 == 4
 
 

@@ -44,5 +44,5 @@ def test_encrypted_update_leaves_the_aggregator_only_ciphertext():
     with pytest.raises(PermissionError):  # …but not read
         aggregator.decode(payload)
     with pytest.raises(ValueError, match="secret"):
-        aggregator._load(payload).decrypt()
-    assert record.astype(np.float32).tobytes() not in payload.ciphertext
+        aggregator._load(payload)[0].decrypt()
+    assert all(record.astype(np.float32).tobytes() not in c for c in payload.ciphertexts)
