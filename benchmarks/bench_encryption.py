@@ -26,17 +26,16 @@ HOSPITALS = 10
 
 def ckks_costs(sizes: list[int]) -> None:
     from fedray.crypto import CKKSCodec
-    from fedray.crypto.ckks import PRESETS, fingerprint, new_secret_context, public_part
+    from fedray.crypto.ckks import PRESETS, new_key_set
 
     print("CKKS (TenSEAL), 10 hospitals:")
     print(f"{'preset':>8} {'values':>9} {'encrypt s':>10} {'sum10 s':>9} {'decrypt s':>10} "
           f"{'B/param':>8} {'max error':>10}")
     rng = np.random.default_rng(0)
     for name, params in PRESETS.items():
-        secret = new_secret_context(params)
-        public = public_part(secret)
-        hospital = CKKSCodec(secret, fingerprint(public))
-        aggregator = CKKSCodec(public, fingerprint(public))
+        keys = new_key_set(params)
+        hospital = CKKSCodec(keys.secret_context, keys.fingerprint)
+        aggregator = CKKSCodec(keys.public_context, keys.fingerprint)
         for size in sizes:
             vectors = [rng.normal(0, 0.05, size).astype(np.float32) for _ in range(3)]
             start = time.perf_counter()

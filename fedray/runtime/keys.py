@@ -12,21 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 from fedray.crypto.ckks import (
-    CKKSCodec, CKKSParameters, EncryptedVector, fingerprint, new_secret_context, public_part,
-    round_to_grid,
+    CKKSCodec, CKKSParameters, EncryptedVector, new_key_set, round_to_grid,
 )
 
 
 class KeyAuthority:
     def __init__(self, params: CKKSParameters) -> None:
-        self._secret = new_secret_context(params)
-        self._public = public_part(self._secret)
+        self._keys = new_key_set(params)
 
     def secret_context(self) -> tuple[bytes, str]:
-        return self._secret, fingerprint(self._public)
+        return self._keys.secret_context, self._keys.fingerprint
 
     def public_context(self) -> tuple[bytes, str]:
-        return self._public, fingerprint(self._public)
+        return self._keys.public_context, self._keys.fingerprint
 
 
 class Decryptor:

@@ -5,18 +5,16 @@ import pytest
 
 from fedray.crypto import CKKSCodec, EncryptedVector, PlainCodec
 from fedray.crypto.ckks import (
-    PRESETS, CKKSParameters, check_parameters, fingerprint, new_secret_context, public_part,
-    round_to_grid,
+    PRESETS, CKKSParameters, check_parameters, new_key_set, round_to_grid,
 )
 from fedray.pipeline import Update, aggregate
 from fedray.strategies import FedAvg
 
 
 def _key_set(preset="n4096"):
-    secret = new_secret_context(PRESETS[preset])
-    public = public_part(secret)
-    tag = fingerprint(public)
-    return CKKSCodec(secret, tag), CKKSCodec(public, tag)
+    keys = new_key_set(PRESETS[preset])
+    return (CKKSCodec(keys.secret_context, keys.fingerprint),
+            CKKSCodec(keys.public_context, keys.fingerprint))
 
 
 @pytest.fixture(scope="module")

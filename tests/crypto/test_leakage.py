@@ -6,7 +6,7 @@ import torch
 
 from fedray.config import ModelConfig
 from fedray.crypto import CKKSCodec
-from fedray.crypto.ckks import PRESETS, fingerprint, new_secret_context, public_part
+from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.models import build_model, flatten
 from fedray.strategies import FedAvg
 from fedray.training import LocalTraining, train_local
@@ -35,10 +35,9 @@ def test_plaintext_update_lets_the_server_reconstruct_the_record_exactly():
 
 def test_encrypted_update_leaves_the_aggregator_only_ciphertext():
     delta, record = _single_record_update()
-    secret = new_secret_context(PRESETS["n4096"])
-    public = public_part(secret)
-    hospital = CKKSCodec(secret, fingerprint(public))
-    aggregator = CKKSCodec(public, fingerprint(public))
+    keys = new_key_set(PRESETS["n4096"])
+    hospital = CKKSCodec(keys.secret_context, keys.fingerprint)
+    aggregator = CKKSCodec(keys.public_context, keys.fingerprint)
     payload = hospital.encode(delta)
     assert aggregator.validate(payload, delta.shape[0]) is None  # it can check and add…
     with pytest.raises(PermissionError):  # …but not read
