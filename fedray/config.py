@@ -262,13 +262,13 @@ class SimulationConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     ray: RayConfig = field(default_factory=RayConfig)
-    num_rounds: int = 10
+    num_rounds: int = 20
     num_clients: int = 4  # for partitions that choose the count (not 'natural')
     fraction_per_round: float = 1.0
     min_clients: int = 1
     local_epochs: int = 1
     local_steps: Optional[int] = None  # when set, overrides local_epochs
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 0.05
     seed: int = 0
     eval_every: int = 1
