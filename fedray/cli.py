@@ -57,6 +57,10 @@ def format_result(result: Result) -> str:
             lines.append(f"  {item['client']} stopped at round {item['round']}: budget spent")
         if p["stopped_early"]:
             lines.append(f"  {p['stopped_early']}")
+    encryption = s["encryption"]
+    if encryption["name"] != "none" and encryption["bytes_per_parameter"] is not None:
+        lines.append(f"encryption={encryption['name']} ({encryption['preset']}): "
+                     f"{encryption['bytes_per_parameter']:.1f} bytes/parameter uploaded")
     if result.output_dir is not None:
         lines.append(f"outputs: {result.output_dir}")
     return "\n".join(lines)

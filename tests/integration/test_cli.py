@@ -72,6 +72,11 @@ def test_multirun_leaves_one_directory_per_run(tmp_path):
         (["privacy=dpsgd", "privacy.delta=0.05"], "privacy.delta=0.05: must be < 1/(records"),
         (["privacy=central", "privacy.clip=-1"], "privacy.clip=-1"),
         (["privacy=dpsgd", "model=mlp", "model.batchnorm=true"], "not compatible with privacy"),
+        (["privacy=distributed", "privacy.epsilon=1"], "needs encryption=ckks"),
+        (["privacy=central", "encryption=ckks"], "cannot run with encryption=ckks"),
+        (["encryption=ckks", "encryption.preset=custom", "encryption.poly_modulus_degree=4096",
+          "encryption.coeff_mod_bit_sizes=[60,60]", "encryption.scale_bits=40"],
+         "exceed the 109 bits allowed at N=4096 for 128-bit security"),
     ],
 )
 def test_bad_privacy_input_fails_in_one_line_before_ray(tmp_path, overrides, expected):
