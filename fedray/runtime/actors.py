@@ -92,7 +92,8 @@ class AggregatorWorker:
         self.decode: Optional[Any] = None
         if public_context is not None:
             self.codec = CKKSCodec(*public_context)
-            assert not self.codec.can_decrypt, "the aggregator must not hold the secret key"
+            if self.codec.can_decrypt:  # a trust boundary, so never an assert (-O drops those)
+                raise PermissionError("the aggregator was given a secret key; refusing to run")
             self.decode = lambda total: ray.get(decryptor.decrypt.remote(self.codec.seal(total)))
         self.strategy = build_strategy(config.strategy)
         self.min_accepted = privacy.min_shares
