@@ -189,6 +189,9 @@ class EncryptionConfig:
     coeff_mod_bit_sizes: Optional[list[int]] = None
     scale_bits: Optional[int] = None
     decrypt_rounding_bits: int = 20
+    packing: str = "none"  # "quantized": two values per slot, 16 B/param (docs/encryption.md)
+    quantization_bits: int = 15
+    packing_range: float = 1.0  # quantized: values are clipped to ±range before rounding
 
     def __post_init__(self) -> None:
         from fedray.crypto.ckks import PRESETS, check_parameters
@@ -200,6 +203,12 @@ class EncryptionConfig:
             "decrypt_rounding_bits", self.decrypt_rounding_bits,
             "must be an integer in [8, 24] (grid 2^-bits, above the CKKS error ~1e-8)",
         )
+        _one_of("packing", self.packing, ("none", "quantized"))
+        _require(
+            isinstance(self.quantization_bits, int) and 4 <= self.quantization_bits <= 17,
+            "quantization_bits", self.quantization_bits, "must be an integer in [4, 17]",
+        )
+        _positive_float("packing_range", self.packing_range)
         if self.name == "ckks":
             problem = check_parameters(self.parameters)
             if problem is not None:

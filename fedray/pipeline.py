@@ -80,6 +80,7 @@ class AggregateResult:
     # (hospital, train loss, seconds, ε) of every update that arrived, accepted or not
     update_stats: tuple[tuple[int, float, dict[str, float], Optional[float]], ...] = ()
     exhausted: tuple[int, ...] = ()  # hospitals that stopped: privacy budget spent
+    values_clipped: int = 0  # quantised packing: values outside ±range in accepted updates
 
 
 def aggregate(
@@ -97,7 +98,7 @@ def aggregate(
     exhausted = tuple(sorted(u.hospital for u in updates if u.exhausted))
     updates = [u for u in updates if not u.exhausted]
     size = global_vector.shape[0]
-    total, weight_sum, nbytes = None, 0.0, 0
+    total, weight_sum, nbytes, clipped = None, 0.0, 0, 0
     accepted: list[int] = []
     rejected: list[Rejection] = []
     start = time.perf_counter()
@@ -112,6 +113,7 @@ def aggregate(
             rejected.append(Rejection(update.hospital, reason))
             continue
         total = codec.add(total, update.payload)
+        clipped += getattr(update.payload, "clipped", 0)
         weight_sum += update.weight
         nbytes += codec.nbytes(update.payload)
         accepted.append(update.hospital)
@@ -134,7 +136,7 @@ def aggregate(
     new_global = strategy.server_update(global_vector, mean_update)
     return AggregateResult(
         new_global, tuple(accepted), tuple(rejected), nbytes,
-        {"aggregate": summed, "decrypt": decoded}, stats, exhausted,
+        {"aggregate": summed, "decrypt": decoded}, stats, exhausted, clipped,
     )
 
 

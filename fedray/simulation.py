@@ -20,6 +20,7 @@ import ray
 from tqdm.auto import tqdm
 
 from fedray.config import ConfigError, SimulationConfig, config_to_dict
+from fedray.crypto import Layout
 from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.evaluation import EvalStats, pooled
 from fedray.models import build_model, initial_parameters
@@ -60,6 +61,14 @@ def plan(config: SimulationConfig) -> tuple[FederationPlan, PrivacyPlan]:
     if config.min_clients > len(federation.hospitals):
         raise ConfigError("min_clients", config.min_clients,
                           f"must be <= the number of hospitals ({len(federation.hospitals)})")
+    if config.encryption.enabled and config.encryption.packing == "quantized":
+        layout = Layout(bits=config.encryption.quantization_bits,
+                        value_range=config.encryption.packing_range,
+                        max_summands=len(federation.hospitals))
+        problem = layout.check()
+        if problem is not None:
+            raise ConfigError("encryption.quantization_bits",
+                              config.encryption.quantization_bits, problem)
     model = build_model(config.model, num_features=federation.num_features,
                         num_classes=federation.num_classes)
     return federation, make_privacy_plan(config, train_sizes=federation.train_sizes, model=model)
@@ -95,6 +104,7 @@ class RunRecord:
     bytes_uploaded: int = 0
     rounds_completed: int = 0
     updates_accepted: int = 0
+    values_clipped: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
     last_eval: dict[int, EvalStats] = field(default_factory=dict)
     empty_rounds: set[int] = field(default_factory=set)  # nobody sampled (Poisson)
@@ -111,6 +121,7 @@ class RunRecord:
             return
         self.rounds_completed += bool(result.accepted)  # a round that moved the model
         self.updates_accepted += len(result.accepted)
+        self.values_clipped += result.values_clipped
         self.bytes_uploaded += result.bytes_received
         for key in ("aggregate", "decrypt"):
             self.seconds[key] += result.seconds.get(key, 0.0)
@@ -343,6 +354,8 @@ def _summary(
         "encryption": {
             "name": config.encryption.name,
             "preset": config.encryption.preset if config.encryption.enabled else None,
+            "packing": config.encryption.packing if config.encryption.enabled else None,
+            "values_clipped": record.values_clipped,
             "bytes_per_parameter": (
                 record.bytes_uploaded / (record.updates_accepted * num_parameters)
                 if record.updates_accepted else None

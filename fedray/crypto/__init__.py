@@ -1,10 +1,30 @@
 """How an update travels: codecs that hospitals encode with and the aggregator adds.
 
-``PlainCodec`` sends float32 vectors; ``CKKSCodec`` (TenSEAL) sends CKKS ciphertexts,
-and the aggregator's copy of it holds a public context only.
+``PlainCodec`` sends float32 vectors; ``CKKSCodec`` (TenSEAL) sends CKKS ciphertexts;
+``PackedCKKSCodec`` quantises and packs two values per slot. The aggregator's copy
+of an encrypted codec holds a key-free context only.
 """
+
+from __future__ import annotations
+
+from typing import Any, Optional
 
 from fedray.crypto.ckks import CKKSCodec, EncryptedVector
 from fedray.crypto.codec import Codec, PlainCodec
+from fedray.crypto.packing import Layout, PackedCKKSCodec, PackedVector
 
-__all__ = ["CKKSCodec", "Codec", "EncryptedVector", "PlainCodec"]
+__all__ = [
+    "CKKSCodec", "Codec", "EncryptedVector", "Layout", "PackedCKKSCodec", "PackedVector",
+    "PlainCodec", "make_codec",
+]
+
+
+def make_codec(context: Optional[tuple[bytes, str]], encryption: Any, num_hospitals: int) -> Any:
+    """The codec every party of one run uses, from its context (None: plaintext)."""
+    if context is None:
+        return PlainCodec()
+    if encryption.packing == "quantized":
+        layout = Layout(bits=encryption.quantization_bits, value_range=encryption.packing_range,
+                        max_summands=num_hospitals)
+        return PackedCKKSCodec(*context, layout=layout)
+    return CKKSCodec(*context)

@@ -126,12 +126,14 @@ class CKKSCodec:
 
     name = "ckks"
 
-    def __init__(self, context: bytes, key_fingerprint: str) -> None:
+    def __init__(self, context: bytes, key_fingerprint: str,
+                 scale_bits: Optional[int] = None) -> None:
         import tenseal as ts
 
         self._ts = ts
         self._context = ts.context_from(context)
         self.fingerprint = key_fingerprint
+        self.scale = 2.0 ** scale_bits if scale_bits is not None else self._context.global_scale
         self.can_decrypt = self._context.has_secret_key()
         self.slots = self._context.seal_context().data.key_context_data().parms() \
             .poly_modulus_degree() // 2
@@ -142,7 +144,7 @@ class CKKSCodec:
     def encode(self, vector: np.ndarray) -> EncryptedVector:
         values = np.asarray(vector, dtype=np.float64)
         ciphertexts = tuple(
-            self._ts.ckks_vector(self._context, values[i:i + self.slots]).serialize()
+            self._ts.ckks_vector(self._context, values[i:i + self.slots], self.scale).serialize()
             for i in range(0, len(values), self.slots)
         )
         return EncryptedVector(self.fingerprint, int(values.shape[0]), ciphertexts)

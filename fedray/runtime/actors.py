@@ -11,7 +11,7 @@ import ray
 import torch
 
 from fedray.config import SimulationConfig
-from fedray.crypto import CKKSCodec, PlainCodec
+from fedray.crypto import make_codec
 from fedray.data import FederationPlan, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital
 from fedray.models import build_model
@@ -28,7 +28,8 @@ class HospitalWorker:
 
     def __init__(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
-        num_classes: int, privacy: PrivacyPlan, context: Optional[tuple[bytes, str]] = None,
+        num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
+        context: Optional[tuple[bytes, str]] = None,
     ) -> None:
         """``context``: the CKKS secret context and key-set fingerprint when encryption
         is on (a hospital encrypts; it never sees another hospital's update)."""
@@ -48,7 +49,7 @@ class HospitalWorker:
             config.model, num_features=num_features, num_classes=num_classes
         ).to(self.device)
         self.strategy = build_strategy(config.strategy)
-        codec = CKKSCodec(*context) if context is not None else PlainCodec()
+        codec = make_codec(context, config.encryption, num_hospitals)
         self.pipeline = client_pipeline(
             privacy.mode, clip=privacy.clip, noise_std=privacy.client_noise_std(plans[0].index),
             codec=codec,
@@ -83,15 +84,14 @@ class AggregatorWorker:
     """Receives the hospitals' update batches and aggregates them; holds no data."""
 
     def __init__(
-        self, config: SimulationConfig, privacy: PrivacyPlan,
+        self, config: SimulationConfig, privacy: PrivacyPlan, num_hospitals: int,
         public_context: Optional[tuple[bytes, str]] = None, decryptor: Any = None,
     ) -> None:
         """With encryption the aggregator gets the public context only: it can check and
         add ciphertexts, and asks the decryptor (a hospital's role) for the sum."""
-        self.codec: Any = PlainCodec()
+        self.codec: Any = make_codec(public_context, config.encryption, num_hospitals)
         self.decode: Optional[Any] = None
         if public_context is not None:
-            self.codec = CKKSCodec(*public_context)
             if self.codec.can_decrypt:  # a trust boundary, so never an assert (-O drops those)
                 raise PermissionError("the aggregator was given a secret key; refusing to run")
             self.decode = lambda total: ray.get(decryptor.decrypt.remote(self.codec.seal(total)))
@@ -153,16 +153,16 @@ def make_actors(
         authority = ray.remote(num_cpus=0)(KeyAuthority).remote(config.encryption.parameters)
         secret, public = authority.secret_context.remote(), authority.public_context.remote()
         decryptor = ray.remote(num_cpus=0)(Decryptor).remote(
-            secret, config.encryption.decrypt_rounding_bits)
+            secret, config.encryption, len(plan.hospitals))
     hospitals = [
         hospital_actor.remote(
             config, [plan.hospitals[i] for i in indices],
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
-            context=secret,
+            num_hospitals=len(plan.hospitals), context=secret,
         )
         for indices in assignment
     ]
-    aggregator = aggregator_actor.remote(config, privacy, public, decryptor)
+    aggregator = aggregator_actor.remote(config, privacy, len(plan.hospitals), public, decryptor)
     return hospitals, aggregator
 
 

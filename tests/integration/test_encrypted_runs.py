@@ -49,3 +49,19 @@ def test_distributed_dp_refuses_to_release_a_sum_with_too_few_shares(ray_local):
     result = simulate(config)
     accepted = result.metrics.query("metric == 'accepted'")["value"]
     assert ((accepted == 0) | (accepted >= 4)).all()
+
+
+def test_quantized_packing_halves_the_bytes_and_keeps_the_model(ray_local):
+    wide = ModelConfig(name="mlp", hidden=1000)  # 16,002 parameters: 8 n4096 ciphertexts
+    plain = simulate(_config(model=wide))
+    packed = simulate(_config(model=wide, encryption=EncryptionConfig(
+        name="ckks", preset="n4096", packing="quantized", quantization_bits=15,
+        packing_range=1.0)))
+    exact = simulate(_config(model=wide,
+                             encryption=EncryptionConfig(name="ckks", preset="n4096")))
+    per_param = packed.summary["encryption"]["bytes_per_parameter"]
+    assert per_param < 0.55 * exact.summary["encryption"]["bytes_per_parameter"]
+    assert packed.summary["encryption"]["values_clipped"] == 0
+    gap = np.max(np.abs(packed.global_vector - plain.global_vector))
+    assert gap < 1e-3  # 15-bit quantisation of updates within ±1, 3 rounds
+    assert packed.summary["accuracy"] == pytest.approx(plain.summary["accuracy"], abs=0.02)

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedray.crypto import PackedCKKSCodec
+from fedray.crypto.ckks import PRESETS, new_key_set
+from fedray.crypto.packing import Layout, dequantize_sum, pack, quantize, unpack
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 2**15 - 1), min_size=1, max_size=40), st.integers(1, 10))
+def test_pack_unpack_round_trip_including_sums(values, hospitals):
+    layout = Layout(bits=15, value_range=1.0, max_summands=10)
+    integers = np.array(values, dtype=np.int64)
+    summed = sum(pack(integers, layout) for _ in range(hospitals))
+    assert np.array_equal(unpack(summed, len(values), layout), hospitals * integers)
+
+
+def test_quantisation_error_is_half_a_level_and_clipping_is_counted():
+    layout = Layout(bits=12, value_range=0.5, max_summands=4)
+    values = np.linspace(-0.6, 0.6, 1001)
+    integers, clipped = quantize(values, layout)
+    assert clipped == np.count_nonzero(np.abs(values) > 0.5)
+    back = dequantize_sum(integers, 1, layout)
+    inside = np.abs(values) <= 0.5
+    assert np.max(np.abs(back[inside] - values[inside])) <= 0.5 * (1.0 / layout.levels) + 1e-12
+
+
+def test_layout_refuses_lanes_that_would_overflow():
+    assert Layout(bits=15, value_range=1, max_summands=10).check() is None
+    assert "lower quantization_bits" in Layout(bits=17, value_range=1, max_summands=100).check()
+
+
+def test_encrypted_packed_sum_is_the_quantised_sum_at_16_bytes_per_value():
+    keys = new_key_set(PRESETS["n4096"])
+    layout = Layout(bits=15, value_range=1.0, max_summands=10)
+    hospital = PackedCKKSCodec(keys.secret_context, keys.fingerprint, layout=layout)
+    aggregator = PackedCKKSCodec(keys.public_context, keys.fingerprint, layout=layout)
+    rng = np.random.default_rng(0)
+    vectors = [rng.uniform(-0.9, 0.9, 4095) for _ in range(10)]  # odd length on purpose
+    total = None
+    for v in vectors:
+        payload = hospital.encode(v)
+        assert aggregator.validate(payload, 4095) is None
+        total = aggregator.add(total, payload)
+    sealed = aggregator.seal(total)
+    assert sealed.count == 10
+    decoded = hospital.decode(sealed)
+    assert decoded.shape == (4095,)
+    assert np.max(np.abs(decoded - np.sum(vectors, axis=0))) <= 10 * 0.5 / layout.levels * 2
+    assert payload.nbytes / 4095 < 17
+    with pytest.raises(PermissionError):
+        aggregator.decode(sealed)
