@@ -2,8 +2,8 @@
 hospitals. ``fedray.simulate(SimulationConfig(...))`` is the library's front door."""
 
 from fedray.config import (
-    ConfigError, DatasetConfig, ModelConfig, PartitionConfig, RayConfig, SimulationConfig,
-    StrategyConfig, config_from_dict,
+    ConfigError, DatasetConfig, EncryptionConfig, ModelConfig, PartitionConfig, PrivacyConfig,
+    RayConfig, SimulationConfig, StrategyConfig, config_from_dict,
 )
 
 def __getattr__(name: str):  # lazy: Ray workers import fedray.* without the orchestrator
@@ -15,7 +15,8 @@ def __getattr__(name: str):  # lazy: Ray workers import fedray.* without the orc
 
 
 __all__ = [
-    "ConfigError", "DatasetConfig", "ModelConfig", "PartitionConfig", "RayConfig", "Result",
-    "SimulationConfig", "StrategyConfig", "config_from_dict", "simulate",
+    "ConfigError", "DatasetConfig", "EncryptionConfig", "ModelConfig", "PartitionConfig",
+    "PrivacyConfig", "RayConfig", "Result", "SimulationConfig", "StrategyConfig",
+    "config_from_dict", "simulate",
 ]
 __version__ = "0.1.0"
