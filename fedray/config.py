@@ -167,10 +167,6 @@ class PrivacyConfig:
                 "or privacy.noise_multiplier",
             )
 
-    @property
-    def enabled(self) -> bool:
-        return self.name != "none"
-
 
 @dataclass(frozen=True)
 class EncryptionConfig:

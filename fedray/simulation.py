@@ -20,7 +20,7 @@ import ray
 from tqdm.auto import tqdm
 
 from fedray.config import ConfigError, SimulationConfig, config_to_dict
-from fedray.crypto import Layout
+from fedray.crypto import packing_layout
 from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.evaluation import EvalStats, pooled
 from fedray.models import build_model, initial_parameters
@@ -62,10 +62,7 @@ def plan(config: SimulationConfig) -> tuple[FederationPlan, PrivacyPlan]:
         raise ConfigError("min_clients", config.min_clients,
                           f"must be <= the number of hospitals ({len(federation.hospitals)})")
     if config.encryption.enabled and config.encryption.packing == "quantized":
-        layout = Layout(bits=config.encryption.quantization_bits,
-                        value_range=config.encryption.packing_range,
-                        max_summands=len(federation.hospitals))
-        problem = layout.check()
+        problem = packing_layout(config.encryption, len(federation.hospitals)).check()
         if problem is not None:
             raise ConfigError("encryption.quantization_bits",
                               config.encryption.quantization_bits, problem)

@@ -15,8 +15,13 @@ from fedray.crypto.packing import Layout, PackedCKKSCodec, PackedVector
 
 __all__ = [
     "CKKSCodec", "Codec", "EncryptedVector", "Layout", "PackedCKKSCodec", "PackedVector",
-    "PlainCodec", "make_codec",
+    "PlainCodec", "make_codec", "packing_layout",
 ]
+
+
+def packing_layout(encryption: Any, num_hospitals: int) -> Layout:
+    return Layout(bits=encryption.quantization_bits, value_range=encryption.packing_range,
+                  max_summands=num_hospitals)
 
 
 def make_codec(context: Optional[tuple[bytes, str]], encryption: Any, num_hospitals: int) -> Any:
@@ -24,7 +29,5 @@ def make_codec(context: Optional[tuple[bytes, str]], encryption: Any, num_hospit
     if context is None:
         return PlainCodec()
     if encryption.packing == "quantized":
-        layout = Layout(bits=encryption.quantization_bits, value_range=encryption.packing_range,
-                        max_summands=num_hospitals)
-        return PackedCKKSCodec(*context, layout=layout)
+        return PackedCKKSCodec(*context, layout=packing_layout(encryption, num_hospitals))
     return CKKSCodec(*context)

@@ -22,10 +22,6 @@ class PartyPlan:
     sample_rate: float
     steps_per_round: int  # accountant steps each time the party takes part
 
-    @property
-    def is_subsampled(self) -> bool:
-        return self.sample_rate < 1.0
-
 
 @dataclass(frozen=True)
 class PrivacyPlan:
