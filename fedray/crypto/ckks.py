@@ -135,6 +135,7 @@ class CKKSCodec:
         self.fingerprint = key_fingerprint
         self.scale = 2.0 ** scale_bits if scale_bits is not None else self._context.global_scale
         self.can_decrypt = self._context.has_secret_key()
+        self._validated: tuple[Any, list[Any]] = (None, [])
         self.slots = self._context.seal_context().data.key_context_data().parms() \
             .poly_modulus_degree() // 2
 
@@ -169,11 +170,14 @@ class CKKSCodec:
         expected = [min(self.slots, size - i) for i in range(0, size, self.slots)]
         if sizes != expected:
             return f"ciphertext parts hold {sizes} values, expected {expected}"
+        self._validated = (payload, loaded)  # add() right after need not load it again
         return None
 
     def add(self, total: Any, payload: EncryptedVector) -> Any:
         """Adds into a running (loaded) ciphertext sum; :meth:`seal` makes it portable."""
-        loaded = self._load(payload)
+        last, parts = self._validated
+        loaded = parts if last is payload else self._load(payload)
+        self._validated = (None, [])
         if total is None:
             return loaded
         for part, addend in zip(total, loaded):
