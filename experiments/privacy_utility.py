@@ -2,9 +2,9 @@
 
     .venv/bin/python experiments/privacy_utility.py [--seeds 0 1 2] [--out results]
 
-Sweeps ε ∈ {0.5, 1, 2, 4, 8, ∞} × privacy ∈ {local, central, dpsgd} × seeds, with
-the default heart-disease run otherwise (20 rounds, FedAvg, logistic regression;
-ε = ∞ is privacy=none). Each run is the CLI's config for the same overrides,
+Sweeps ε ∈ {0.5, 1, 2, 4, 8, ∞} × privacy ∈ {local, central, distributed, dpsgd} ×
+seeds, with the default heart-disease run otherwise (20 rounds, FedAvg, logistic
+regression; ε = ∞ is privacy=none; distributed runs under CKKS with min_clients=4). Each run is the CLI's config for the same overrides,
 all in one Ray instance. Writes privacy_utility.csv (one row per run),
 privacy_utility_summary.csv (mean ± sd per mode and ε) and privacy_utility.png.
 """
@@ -24,7 +24,8 @@ from fedray.cli import compose
 from fedray.outputs.collect import summary_row
 
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0)
-MODES = ("local", "central", "dpsgd")
+MODES = ("local", "central", "distributed", "dpsgd")
+EXTRA = {"distributed": ["encryption=ckks", "min_clients=4"]}  # all four shares per sum
 
 
 def run(overrides: list[str]) -> dict:
@@ -60,7 +61,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args()
     grid = [(["privacy=none"], "none", float("inf"))]
-    grid += [([f"privacy={m}", f"privacy.epsilon={e}"], m, e) for m in MODES for e in EPSILONS]
+    grid += [([f"privacy={m}", f"privacy.epsilon={e}", *EXTRA.get(m, [])], m, e)
+             for m in MODES for e in EPSILONS]
     rows = []
     ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     try:

@@ -148,6 +148,10 @@ class PrivacyConfig:
     clip: float = 1.0
     noise_multiplier: Optional[float] = None
     accountant: str = "rdp"
+    # True: noise and sampling from the OS, never reproducible (Opacus secure_mode for
+    # DP-SGD); False: seeded from ``seed``, so the guarantee assumes the seed is secret.
+    secure_rng: bool = False
+    colluders: int = 0  # distributed: hospitals that may pool their noise shares
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, PRIVACY_MODES)
@@ -161,6 +165,14 @@ class PrivacyConfig:
             _positive_float("epsilon", self.epsilon)
         if self.noise_multiplier is not None:
             _positive_float("noise_multiplier", self.noise_multiplier)
+        _require(isinstance(self.secure_rng, bool), "secure_rng", self.secure_rng,
+                 "must be true or false")
+        _require(isinstance(self.colluders, int) and not isinstance(self.colluders, bool)
+                 and self.colluders >= 0, "colluders", self.colluders,
+                 "must be an integer >= 0")
+        if self.colluders and self.name != "distributed":
+            raise ConfigError("colluders", self.colluders, "only privacy=distributed splits "
+                              "the noise into shares that colluders could pool; use 0")
         if self.name != "none" and self.epsilon is None and self.noise_multiplier is None:
             raise ConfigError(
                 "epsilon", None, f"privacy={self.name} needs privacy.epsilon (a budget) "
@@ -187,7 +199,9 @@ class EncryptionConfig:
     decrypt_rounding_bits: int = 20
     packing: str = "none"  # "quantized": two values per slot, 16 B/param (docs/encryption.md)
     quantization_bits: int = 15
-    packing_range: float = 1.0  # quantized: values are clipped to ±range before rounding
+    # quantized: values are clipped to ±range before rounding; None derives the range
+    # from the DP noise scale (local, distributed), else 1.0 (docs/encryption.md)
+    packing_range: Optional[float] = None
 
     def __post_init__(self) -> None:
         from fedray.crypto.ckks import PRESETS, check_parameters
@@ -204,7 +218,8 @@ class EncryptionConfig:
             isinstance(self.quantization_bits, int) and 4 <= self.quantization_bits <= 17,
             "quantization_bits", self.quantization_bits, "must be an integer in [4, 17]",
         )
-        _positive_float("packing_range", self.packing_range)
+        if self.packing_range is not None:
+            _positive_float("packing_range", self.packing_range)
         if self.name == "ckks":
             problem = check_parameters(self.parameters)
             if problem is not None:
@@ -312,6 +327,18 @@ class SimulationConfig:
                 "privacy.name", "central", "cannot run with encryption=ckks: the aggregator "
                 "would have to add noise to a sum it cannot read; use privacy=distributed "
                 "(same guarantee, noise added by the hospitals under encryption)",
+            )
+        if self.privacy.colluders >= self.min_clients and self.privacy.name == "distributed":
+            raise ConfigError(
+                "privacy.colluders", self.privacy.colluders,
+                f"must be < min_clients={self.min_clients}, the fewest noise shares a released "
+                "sum carries (colluders subtract their own shares)",
+            )
+        if self.privacy.name == "central" and self.min_clients != 1:
+            raise ConfigError(
+                "min_clients", self.min_clients, "must be 1 with privacy=central: the server "
+                "releases a noised sum every round, since withholding rounds with few sampled "
+                "hospitals would reveal the hidden sample",
             )
         if self.partition.name == "natural" and self.dataset.name != "heart_disease":
             raise ConfigError(

@@ -17,51 +17,62 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from fedray.crypto import Codec, PlainCodec
+from fedray.privacy.mechanisms import add_gaussian_noise, clip_to_norm
+from fedray.privacy.randomness import Randomness
 from fedray.strategies import Strategy
 
 VectorStep = Callable[[np.ndarray], np.ndarray]
-NoiseStep = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def identity(vector: np.ndarray) -> np.ndarray:
     return vector
 
 
-def no_noise(vector: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return vector
-
-
 @dataclass(frozen=True)
 class Update:
-    """What a hospital sends: its (encoded) weighted update and scalar metadata."""
+    """What a hospital sends the aggregator: the mechanism's output and nothing else.
+
+    ``weight`` is a function of public quantities only (training-set sizes, or the
+    fixed 1/(qN) of central and distributed DP). Losses, ε, timings and counts are
+    the researcher's diagnostics: they travel in a :class:`HospitalReport` to the
+    driver, never on the aggregator's path."""
 
     hospital: int
     payload: Any
     weight: float
-    num_samples: int
-    train_loss: float
+
+
+@dataclass(frozen=True)
+class HospitalReport:
+    """Simulator diagnostics from one hospital's round: hospital -> driver only."""
+
+    hospital: int
+    train_loss: Optional[float]  # None when it did not train (not sampled, exhausted)
     seconds: dict[str, float] = field(default_factory=dict)
     epsilon: Optional[float] = None  # this hospital's ε spent so far (local, DP-SGD)
-    exhausted: bool = False  # budget spent: the hospital did not train, payload is None
+    exhausted: bool = False  # budget spent: the hospital sent nothing
+    sampled: bool = True  # distributed: whether its own coin put its data in
+    values_clipped: int = 0  # quantised packing: values outside ±range
 
 
 @dataclass(frozen=True)
 class ClientPipeline:
     clip: VectorStep = identity
-    noise: NoiseStep = no_noise
+    noise_std: float = 0.0  # std of the Gaussian added after clipping, before weighting
     codec: Codec = field(default_factory=PlainCodec)
 
-    def __call__(self, delta: np.ndarray, *, weight: float,
-                 rng: Optional[np.random.Generator] = None) -> tuple[Any, float]:
-        """Returns the payload and the seconds spent encoding it."""
-        private = self.noise(self.clip(delta), rng if rng is not None else _NO_RNG)
+    def __call__(self, delta: np.ndarray, *, weight: float, randomness: Randomness
+                 ) -> tuple[Any, float, int]:
+        """Returns the payload, the seconds spent encoding it and how many values the
+        codec had to clip (a diagnostic that stays with the hospital's report)."""
+        private = self.clip(delta)
+        if self.noise_std > 0:
+            private = add_gaussian_noise(private, self.noise_std, randomness.generator(),
+                                         secure=randomness.secure)
         weighted = (private * weight).astype(np.float32)
         start = time.perf_counter()
         payload = self.codec.encode(weighted)
-        return payload, time.perf_counter() - start
-
-
-_NO_RNG = np.random.default_rng(0)  # only read by steps that add no noise
+        return payload, time.perf_counter() - start, self.codec.out_of_range(weighted)
 
 
 @dataclass(frozen=True)
@@ -77,10 +88,7 @@ class AggregateResult:
     rejected: tuple[Rejection, ...]
     bytes_received: int
     seconds: dict[str, float]
-    # (hospital, train loss, seconds, ε) of every update that arrived, accepted or not
-    update_stats: tuple[tuple[int, float, dict[str, float], Optional[float]], ...] = ()
-    exhausted: tuple[int, ...] = ()  # hospitals that stopped: privacy budget spent
-    values_clipped: int = 0  # quantised packing: values outside ±range in accepted updates
+    released: bool = True  # False: too few valid updates, nothing decrypted or released
 
 
 def aggregate(
@@ -94,11 +102,10 @@ def aggregate(
     ``fixed_denominator`` (central DP: a data-independent denominator), after
     ``server_noise`` (central DP's noise on the sum) when given. Fewer than
     ``min_accepted`` valid updates are not decrypted or released (distributed DP: the
-    sum would carry too few noise shares)."""
-    exhausted = tuple(sorted(u.hospital for u in updates if u.exhausted))
-    updates = [u for u in updates if not u.exhausted]
+    sum would carry too few noise shares); ``min_accepted=0`` with server noise
+    releases a noised zero sum when nothing arrived (central DP never skips a round)."""
     size = global_vector.shape[0]
-    total, weight_sum, nbytes, clipped = None, 0.0, 0, 0
+    total, weight_sum, nbytes = None, 0.0, 0
     accepted: list[int] = []
     rejected: list[Rejection] = []
     start = time.perf_counter()
@@ -113,22 +120,21 @@ def aggregate(
             rejected.append(Rejection(update.hospital, reason))
             continue
         total = codec.add(total, update.payload)
-        clipped += getattr(update.payload, "clipped", 0)
         weight_sum += update.weight
         nbytes += codec.nbytes(update.payload)
         accepted.append(update.hospital)
     summed = time.perf_counter() - start
-    stats = tuple((u.hospital, u.train_loss, u.seconds, u.epsilon) for u in updates)
-    if total is None or len(accepted) < min_accepted:
+    releases_empty = total is None and min_accepted == 0 and server_noise is not None
+    if (total is None and not releases_empty) or len(accepted) < min_accepted:
         if total is not None:
             rejected.extend(Rejection(h, f"only {len(accepted)} valid updates, fewer than the "
                                          f"{min_accepted} the noise shares need; not released")
                             for h in accepted)
             accepted = []
         return AggregateResult(global_vector, (), tuple(rejected), nbytes,
-                               {"aggregate": summed, "decrypt": 0.0}, stats, exhausted)
+                               {"aggregate": summed, "decrypt": 0.0}, released=False)
     start = time.perf_counter()
-    summed_update = (decode or codec.decode)(total)
+    summed_update = (np.zeros(size) if total is None else (decode or codec.decode)(total))
     decoded = time.perf_counter() - start
     if server_noise is not None:
         summed_update = server_noise(summed_update)
@@ -136,7 +142,7 @@ def aggregate(
     new_global = strategy.server_update(global_vector, mean_update)
     return AggregateResult(
         new_global, tuple(accepted), tuple(rejected), nbytes,
-        {"aggregate": summed, "decrypt": decoded}, stats, exhausted, clipped,
+        {"aggregate": summed, "decrypt": decoded},
     )
 
 
@@ -148,16 +154,10 @@ def client_pipeline(mode: str, *, clip: float, noise_std: float,
     central clips and leaves the noise to the aggregator; dpsgd protects records
     inside training, so its update needs no further step.
     """
-    from fedray.privacy import add_gaussian_noise, clip_to_norm
-
     codec = codec or PlainCodec()
     if mode not in ("local", "central", "distributed"):
         return ClientPipeline(codec=codec)
     clipper = functools.partial(clip_to_norm, clip=clip)
     if mode == "central":
         return ClientPipeline(clip=clipper, codec=codec)
-
-    def noise(vector: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return add_gaussian_noise(vector, noise_std, rng)
-
-    return ClientPipeline(clip=clipper, noise=noise, codec=codec)
+    return ClientPipeline(clip=clipper, noise_std=noise_std, codec=codec)

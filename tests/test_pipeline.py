@@ -3,13 +3,16 @@ import pytest
 
 from fedray.crypto import PlainCodec
 from fedray.pipeline import ClientPipeline, Update, aggregate
+from fedray.privacy import make_randomness
 from fedray.strategies import FedAvg
+
+SEEDED = make_randomness(secure=False, seed=np.random.SeedSequence(0))
 
 
 def _update(hospital, vector, weight):
-    payload, _ = ClientPipeline()(np.asarray(vector, np.float32), weight=weight)
-    return Update(hospital=hospital, payload=payload, weight=weight, num_samples=1,
-                  train_loss=0.0)
+    payload, _, _ = ClientPipeline()(np.asarray(vector, np.float32), weight=weight,
+                                     randomness=SEEDED)
+    return Update(hospital=hospital, payload=payload, weight=weight)
 
 
 def _aggregate(updates, size=3, server_lr=1.0):
@@ -42,7 +45,7 @@ def test_mean_is_over_the_weights_that_arrived():
 )
 def test_bad_update_is_rejected_and_reported_not_averaged(payload, reason):
     good = _update(0, [1, 1, 1], 0.5)
-    bad = Update(hospital=7, payload=payload, weight=0.5, num_samples=1, train_loss=0.0)
+    bad = Update(hospital=7, payload=payload, weight=0.5)
     result = _aggregate([good, bad])
     assert np.allclose(result.global_vector, [1, 1, 1])
     assert result.accepted == (0,)
@@ -52,30 +55,45 @@ def test_bad_update_is_rejected_and_reported_not_averaged(payload, reason):
 
 def test_nonpositive_weight_is_rejected():
     result = _aggregate([_update(0, [1, 1, 1], 1.0),
-                         Update(3, np.ones(3, np.float32), -1.0, 1, 0.0)])
+                         Update(3, np.ones(3, np.float32), -1.0)])
     assert [r.hospital for r in result.rejected] == [3]
 
 
 def test_nothing_valid_leaves_global_unchanged():
-    bad = Update(1, np.full(3, np.nan, np.float32), 1.0, 1, 0.0)
+    bad = Update(1, np.full(3, np.nan, np.float32), 1.0)
     result = aggregate([bad], global_vector=np.ones(3, np.float32), codec=PlainCodec(),
                        strategy=FedAvg())
     assert np.array_equal(result.global_vector, np.ones(3))
     assert result.accepted == ()
 
 
-def test_client_pipeline_applies_steps_in_order():
-    order = []
-    pipeline = ClientPipeline(
-        clip=lambda v: order.append("clip") or v / 2,
-        noise=lambda v, rng: order.append("noise") or v + 1,
-    )
-    payload, _ = pipeline(np.array([4.0, 8.0]), weight=0.5)
-    assert order == ["clip", "noise"]
-    assert np.allclose(payload, [1.5, 2.5])  # ((v / 2) + 1) * weight
-    assert payload.dtype == np.float32
+def test_client_pipeline_clips_then_noises_then_weights():
+    pipeline = ClientPipeline(clip=lambda v: v / 2, noise_std=0.1)
+    payload, _, clipped = pipeline(np.array([4.0, 8.0]), weight=0.5,
+                                   randomness=make_randomness(secure=False,
+                                                              seed=np.random.SeedSequence(3)))
+    noise = np.random.default_rng(np.random.SeedSequence(3)).normal(0.0, 0.1, size=2)
+    assert np.allclose(payload, (np.array([2.0, 4.0]) + noise) * 0.5)  # ((v/2) + n) * w
+    assert payload.dtype == np.float32 and clipped == 0
 
 
 def test_server_lr_scales_the_step():
     result = _aggregate([_update(0, [2, 2, 2], 1.0)], server_lr=0.5)
     assert np.allclose(result.global_vector, [1, 1, 1])
+
+
+def test_central_dp_releases_a_noised_zero_sum_when_nothing_arrived():
+    noise = np.array([0.5, -0.25, 1.0])
+    result = aggregate([], global_vector=np.zeros(3, np.float32), codec=PlainCodec(),
+                       strategy=FedAvg(), server_noise=lambda total: total + noise,
+                       fixed_denominator=1.0, min_accepted=0)
+    assert result.released and result.accepted == ()
+    assert np.allclose(result.global_vector, noise)  # the release is noise, not the old model
+
+
+def test_too_few_shares_are_withheld_and_say_so():
+    result = aggregate([_update(0, [1, 1, 1], 0.5)], global_vector=np.zeros(3, np.float32),
+                       codec=PlainCodec(), strategy=FedAvg(), min_accepted=2)
+    assert not result.released and result.accepted == ()
+    assert np.array_equal(result.global_vector, np.zeros(3))
+    assert "fewer than the 2 the noise shares need" in result.rejected[0].reason

@@ -20,7 +20,11 @@ __all__ = [
 
 
 def packing_layout(encryption: Any, num_hospitals: int) -> Layout:
-    return Layout(bits=encryption.quantization_bits, value_range=encryption.packing_range,
+    """The quantised layout every party of a run shares. The planner resolves a null
+    ``packing_range`` from the DP noise (fedray.planning) before any party is built;
+    1.0 stands in only where no plan ran (benchmarks)."""
+    value_range = encryption.packing_range if encryption.packing_range is not None else 1.0
+    return Layout(bits=encryption.quantization_bits, value_range=value_range,
                   max_summands=num_hospitals)
 
 

@@ -150,6 +150,9 @@ class CKKSCodec:
         )
         return EncryptedVector(self.fingerprint, int(values.shape[0]), ciphertexts)
 
+    def out_of_range(self, vector: np.ndarray) -> int:
+        return 0
+
     def _load(self, payload: EncryptedVector) -> list[Any]:
         return [self._ts.ckks_vector_from(self._context, c) for c in payload.ciphertexts]
 

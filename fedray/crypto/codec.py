@@ -12,6 +12,9 @@ class Codec(Protocol):
 
     def encode(self, vector: np.ndarray) -> Any: ...
 
+    def out_of_range(self, vector: np.ndarray) -> int:
+        """How many values ``encode`` would have to clip (0 for exact codecs)."""
+
     def validate(self, payload: Any, size: int) -> Optional[str]:
         """None if the aggregator may add ``payload``; else why it is rejected."""
 
@@ -29,6 +32,9 @@ class PlainCodec:
 
     def encode(self, vector: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(vector, dtype=np.float32)
+
+    def out_of_range(self, vector: np.ndarray) -> int:
+        return 0
 
     def validate(self, payload: Any, size: int) -> Optional[str]:
         if not isinstance(payload, np.ndarray):

@@ -19,6 +19,8 @@ import numpy as np
 from fedray.crypto.ckks import CKKSCodec, EncryptedVector
 
 PACKING_SCALE_BITS = 20
+NOISE_TAILS = 6.0  # a derived range covers the update plus 6 noise std: P(clip) < 2e-9
+MAX_CLIPPED_SHARE = 1e-3  # a given range that may clip more of a hospital is refused
 LANE_CAPACITY_BITS = 39  # 60-bit data prime, scale 2^20: integers < 2^39 stay exact
 LANES = 2
 
@@ -47,17 +49,40 @@ class Layout:
         return None
 
 
-def quantize(values: np.ndarray, layout: Layout) -> tuple[np.ndarray, int]:
-    """Integers in [0, levels] and how many values had to be clipped to ±range."""
-    clipped = int(np.count_nonzero(np.abs(values) > layout.value_range))
+def quantize(values: np.ndarray, layout: Layout) -> np.ndarray:
+    """Integers in [0, levels]; values beyond ±range are clipped to it."""
     bounded = np.clip(values, -layout.value_range, layout.value_range)
     scaled = (bounded + layout.value_range) / (2 * layout.value_range) * layout.levels
-    return np.rint(scaled).astype(np.int64), clipped
+    return np.rint(scaled).astype(np.int64)
+
+
+def count_out_of_range(values: np.ndarray, layout: Layout) -> int:
+    return int(np.count_nonzero(np.abs(values) > layout.value_range))
 
 
 def dequantize_sum(sums: np.ndarray, count: int, layout: Layout) -> np.ndarray:
     """The sum of ``count`` dequantised vectors, from the sum of their integers."""
     return sums / layout.levels * (2 * layout.value_range) - count * layout.value_range
+
+
+def clipped_share_bound(value_range: float, *, clip: float, noise_std: float,
+                        weight: float) -> float:
+    """Bound on the share of one hospital's values beyond ±range. Each weighted value
+    is w·(u + n) with |u| ≤ C (the update is clipped to norm C) and n ~ N(0, s²), so
+    it leaves the range only if |n| > R/w − C."""
+    margin = value_range / weight - clip
+    if margin <= 0:
+        return 1.0
+    if noise_std == 0:
+        return 0.0
+    return math.erfc(margin / (noise_std * math.sqrt(2.0)))
+
+
+def range_for_noise(*, clip: float, noise_stds: list[float], weights: list[float]) -> float:
+    """The smallest range that keeps every hospital's values (clipped update plus
+    ``NOISE_TAILS`` noise std, after its largest weight) inside: one range for all,
+    so clipping biases no hospital more than another."""
+    return max(w * (clip + NOISE_TAILS * s) for w, s in zip(weights, noise_stds))
 
 
 def pack(integers: np.ndarray, layout: Layout) -> np.ndarray:
@@ -81,7 +106,6 @@ class PackedVector:
     inner: EncryptedVector  # ciphertexts of the packed slots
     size: int  # values before packing
     count: int  # how many hospitals' vectors are summed in it
-    clipped: int = 0
 
     @property
     def nbytes(self) -> int:
@@ -99,9 +123,13 @@ class PackedCKKSCodec:
         self.can_decrypt = self.inner.can_decrypt
 
     def encode(self, vector: np.ndarray) -> PackedVector:
-        integers, clipped = quantize(np.asarray(vector, dtype=np.float64), self.layout)
+        integers = quantize(np.asarray(vector, dtype=np.float64), self.layout)
         return PackedVector(self.inner.encode(pack(integers, self.layout)),
-                            int(vector.shape[0]), 1, clipped)
+                            int(vector.shape[0]), 1)
+
+    def out_of_range(self, vector: np.ndarray) -> int:
+        """A diagnostic for the hospital's report: it never rides in the payload."""
+        return count_out_of_range(np.asarray(vector, dtype=np.float64), self.layout)
 
     def validate(self, payload: Any, size: int) -> Optional[str]:
         if not isinstance(payload, PackedVector):

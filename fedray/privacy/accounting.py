@@ -17,18 +17,23 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from fedray.privacy.adjacency import Adjacency
+
 History = tuple[tuple[float, float, int], ...]
 
 
 def calibrate_noise_multiplier(
-    *, epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
+    *, epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str,
+    adjacency: Adjacency = Adjacency.ADD_REMOVE,
 ) -> float:
-    """The smallest σ (to Opacus's tolerance) whose ε after ``steps`` is ≤ ``epsilon``."""
+    """The smallest σ (to Opacus's tolerance) whose ε after ``steps`` is ≤ ``epsilon``
+    under ``adjacency``: Opacus's add/remove σ scaled by the relation's sensitivity."""
     from opacus.accountants.utils import get_noise_multiplier  # imported on use: workers
 
+    adjacency.accounted_multiplier(1.0, sample_rate)  # refuses what cannot be accounted
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-        return float(get_noise_multiplier(
+        return adjacency.sensitivity * float(get_noise_multiplier(
             target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate, steps=steps,
             accountant=accountant,
         ))
@@ -75,21 +80,24 @@ def epsilon_spent(history: History, *, delta: float, accountant: str) -> float:
 
 @dataclass
 class PrivacyLedger:
-    """One protected party's spending: a hospital (local, DP-SGD) or the run (central).
+    """One protected party's spending: a hospital (local, DP-SGD) or the run (central,
+    distributed), under its mode's neighbouring relation.
 
     ``budget`` is a cap: :meth:`can_afford` says whether more steps stay within it,
     and the caller stops the party instead of exceeding it.
     """
 
-    noise_multiplier: float
+    noise_multiplier: float  # σ = noise std / C, Opacus's meaning
     sample_rate: float
     delta: float
     accountant: str
     budget: Optional[float] = None
     steps: int = 0
+    adjacency: Adjacency = Adjacency.ADD_REMOVE
 
     def epsilon_after(self, steps: int) -> float:
-        history = ((self.noise_multiplier, self.sample_rate, steps),)
+        sigma = self.adjacency.accounted_multiplier(self.noise_multiplier, self.sample_rate)
+        history = ((sigma, self.sample_rate, steps),)
         return epsilon_spent(history, delta=self.delta, accountant=self.accountant)
 
     @property

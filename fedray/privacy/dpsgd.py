@@ -25,7 +25,7 @@ class DPSGDTrainer:
 
     def train(
         self, x: torch.Tensor, y: torch.Tensor, *, noise_multiplier: float, sample_rate: float,
-        steps: int, generator: torch.Generator, accountant: object,
+        steps: int, generator: torch.Generator, accountant: object, secure_mode: bool = False,
     ) -> float:
         """Runs ``steps`` DP-SGD steps in place; the accountant records each one."""
         from opacus.optimizers import DPOptimizer
@@ -34,7 +34,7 @@ class DPSGDTrainer:
         optimizer = DPOptimizer(
             torch.optim.SGD(self.model.parameters(), lr=self.lr),
             noise_multiplier=noise_multiplier, max_grad_norm=self.clip,
-            expected_batch_size=self.batch_size, generator=generator,
+            expected_batch_size=self.batch_size, generator=generator, secure_mode=secure_mode,
         )
         optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
         losses = []

@@ -13,6 +13,14 @@ def clip_to_norm(vector: np.ndarray, clip: float) -> np.ndarray:
     return (vector * (clip / norm)).astype(vector.dtype)
 
 
-def add_gaussian_noise(vector: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """``vector + N(0, std²)`` per coordinate (float64 noise, cast back)."""
-    return (vector + rng.normal(0.0, std, size=vector.shape)).astype(vector.dtype)
+def add_gaussian_noise(vector: np.ndarray, std: float, rng: np.random.Generator, *,
+                       secure: bool = False) -> np.ndarray:
+    """``vector + N(0, std²)`` per coordinate (float64 noise, cast back).
+
+    ``secure``: the noise is the sum of four N(0, std²) draws halved, as Opacus's
+    secure mode does, so no single floating-point Gaussian sample is exposed."""
+    if secure:
+        noise = rng.normal(0.0, std, size=(4, *vector.shape)).sum(axis=0) / 2.0
+    else:
+        noise = rng.normal(0.0, std, size=vector.shape)
+    return (vector + noise).astype(vector.dtype)

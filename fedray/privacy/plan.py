@@ -10,15 +10,38 @@ from typing import Optional
 from torch import nn
 
 from fedray.config import ConfigError, PrivacyConfig, SimulationConfig
-from fedray.privacy.accounting import calibrate_noise_multiplier
+from fedray.privacy.accounting import PrivacyLedger, calibrate_noise_multiplier
+from fedray.privacy.adjacency import Adjacency
 from fedray.training import LocalTraining
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """What a privacy mode protects, and against which neighbouring worlds."""
+
+    adjacency: Optional[Adjacency]
+    unit: Optional[str]  # "hospital" (client-level) or "record"
+    per_hospital: bool  # one accountant per hospital, else one for the run
+
+
+MODES = {
+    "none": ModeSpec(None, None, per_hospital=False),
+    # the aggregator sees who takes part: only replacing a hospital's data is hidden
+    "local": ModeSpec(Adjacency.REPLACE_ONE, "hospital", per_hospital=True),
+    # a trusted server samples and hides the sample (DP-FedAvg)
+    "central": ModeSpec(Adjacency.ADD_REMOVE, "hospital", per_hospital=False),
+    # every hospital sends every round; each samples itself, so only its content is hidden
+    "distributed": ModeSpec(Adjacency.ZERO_OUT, "hospital", per_hospital=False),
+    # records are Poisson-sampled inside the hospital; its record count is public
+    "dpsgd": ModeSpec(Adjacency.ADD_REMOVE, "record", per_hospital=True),
+}
 
 
 @dataclass(frozen=True)
 class PartyPlan:
     """One accountant's mechanism: a hospital's (local, DP-SGD) or the run's (central)."""
 
-    noise_multiplier: float
+    noise_multiplier: float  # σ = noise std / C (Opacus's meaning)
     sample_rate: float
     steps_per_round: int  # accountant steps each time the party takes part
 
@@ -34,21 +57,55 @@ class PrivacyPlan:
     # central/distributed: every participant's weight, 1 / (q N), fixed whatever the sample
     uniform_weight: Optional[float] = None
     min_shares: int = 1  # distributed: fewest noise shares a released sum may carry
+    colluders: int = 0  # distributed: shares that colluding hospitals could subtract
+    secure_rng: bool = False
+
+    @property
+    def spec(self) -> ModeSpec:
+        return MODES[self.mode]
+
+    @property
+    def adjacency(self) -> Optional[Adjacency]:
+        return self.spec.adjacency
 
     def client_noise_std(self, index: int) -> float:
-        """Std of the noise a hospital adds to its clipped update before weighting."""
+        """Std of the noise a hospital adds to its clipped update before weighting.
+
+        distributed: a share N(0, σ²C²/(m − t)), so the m or more shares of any released
+        sum, less the t that colluders know, still add up to central DP's σC."""
         if self.mode == "local":
             return self.party(index).noise_multiplier * self.clip
         if self.mode == "distributed":
-            return self.party(RUN).noise_multiplier * self.clip / self.min_shares ** 0.5
+            shares = self.min_shares - self.colluders
+            return self.party(RUN).noise_multiplier * self.clip / shares ** 0.5
         return 0.0
 
     @property
     def enabled(self) -> bool:
         return self.mode != "none"
 
+    @property
+    def self_sampling(self) -> bool:
+        """distributed: each hospital flips its own coin, so nobody learns the sample."""
+        return self.mode == "distributed"
+
+    @property
+    def releases_every_round(self) -> bool:
+        """central: a noised sum is released even when nobody was sampled."""
+        return self.mode == "central"
+
     def party(self, index: int) -> PartyPlan:
         return self.parties[index]
+
+    def ledger(self, index: int) -> PrivacyLedger:
+        """A fresh ledger for one party, under the mode's neighbouring relation."""
+        party = self.party(index)
+        assert self.adjacency is not None
+        return PrivacyLedger(
+            noise_multiplier=party.noise_multiplier, sample_rate=party.sample_rate,
+            delta=self.delta, accountant=self.accountant, budget=self.budget,
+            adjacency=self.adjacency,
+        )
 
 
 RUN = -1  # the party key of central DP: the run, not a hospital
@@ -58,10 +115,12 @@ def _sigma(privacy: PrivacyConfig, *, sample_rate: float, steps: int) -> float:
     if privacy.noise_multiplier is not None:
         return privacy.noise_multiplier
     assert privacy.epsilon is not None
+    adjacency = MODES[privacy.name].adjacency
+    assert adjacency is not None
     try:
         return calibrate_noise_multiplier(
             epsilon=privacy.epsilon, delta=privacy.delta, sample_rate=sample_rate, steps=steps,
-            accountant=privacy.accountant,
+            accountant=privacy.accountant, adjacency=adjacency,
         )
     except ValueError as err:  # Opacus: the budget cannot be met at any σ it tries
         raise ConfigError("privacy.epsilon", privacy.epsilon,
@@ -71,18 +130,27 @@ def _sigma(privacy: PrivacyConfig, *, sample_rate: float, steps: int) -> float:
 def make_privacy_plan(
     config: SimulationConfig, *, train_sizes: list[int], model: nn.Module
 ) -> PrivacyPlan:
-    """Calibrates σ for the whole run, for every party that will spend budget.
+    """Calibrates σ for the whole run, for every party that will spend budget, under
+    each mode's neighbouring relation (:data:`MODES`, docs/privacy.md).
 
-    local   one accountant per hospital: q = 1 (the aggregator sees who took part, so no
-            amplification), one step per round it takes part in; σ for all num_rounds.
-    central one accountant for the run: q = fraction_per_round (hospitals are Poisson
-            sampled and the sample is hidden, as DP-FedAvg assumes), one step per round.
-    distributed as central; each hospital adds a share N(0, σ²C²/m), m = min_clients,
-            so any sum of at least m encrypted updates carries the central noise.
-    dpsgd   one accountant per hospital: q = batch_size / its records (Poisson batches),
-            its local steps per round, σ for all num_rounds.
+    local   one accountant per hospital, replace-one: q = 1 (the aggregator sees who took
+            part, so no amplification), one step per round it takes part in; σ for all
+            num_rounds, twice add/remove's (a replaced update moves by up to 2C).
+    central one accountant for the run, add/remove: q = fraction_per_round (hospitals are
+            Poisson sampled and the sample is hidden, as DP-FedAvg assumes), one step
+            per round, a noised sum released every round.
+    distributed one accountant for the run, zero-out: every hospital sends every round,
+            the real update with probability q (its own coin) and a zero one otherwise,
+            each with a noise share N(0, σ²C²/(m − t)), m = min_clients, t = colluders.
+    dpsgd   one accountant per hospital, add/remove one record: q = batch_size / its
+            records (Poisson batches), its local steps per round, σ for all num_rounds.
     """
     privacy = config.privacy
+    spec = MODES[privacy.name]
+    if spec.unit == "hospital" and privacy.delta >= 1.0 / len(train_sizes):
+        raise ConfigError("privacy.delta", privacy.delta,
+                          f"must be < 1/(number of hospitals) = 1/{len(train_sizes)} for "
+                          f"client-level privacy={privacy.name}")
     parties: dict[int, PartyPlan] = {}
     uniform_weight = None
     if privacy.name == "local":
@@ -110,6 +178,7 @@ def make_privacy_plan(
         accountant=privacy.accountant, budget=privacy.epsilon, parties=parties,
         uniform_weight=uniform_weight,
         min_shares=config.min_clients if privacy.name == "distributed" else 1,
+        colluders=privacy.colluders, secure_rng=privacy.secure_rng,
     )
 
 

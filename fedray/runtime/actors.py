@@ -15,8 +15,10 @@ from fedray.crypto import make_codec
 from fedray.data import FederationPlan, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital
 from fedray.models import build_model
-from fedray.pipeline import AggregateResult, Rejection, Update, aggregate, client_pipeline
-from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, add_gaussian_noise
+from fedray.pipeline import (
+    AggregateResult, HospitalReport, Rejection, Update, aggregate, client_pipeline,
+)
+from fedray.privacy import RUN, PrivacyPlan, add_gaussian_noise, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.runtime.keys import Decryptor, KeyAuthority
 from fedray.strategies import build_strategy
@@ -38,10 +40,14 @@ class HospitalWorker:
         use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
         self.device = "cuda" if use_gpu else "cpu"
         datasets = build_hospitals(config.dataset, plans, seed=config.seed)
+        codec = make_codec(context, config.encryption, num_hospitals)
         self.hospitals = {
             plan.index: Hospital(
                 index=plan.index, data=data, seed=config.seed, device=self.device,
-                **_privacy_state(privacy, plan.index),
+                pipeline=client_pipeline(privacy.mode, clip=privacy.clip,
+                                         noise_std=privacy.client_noise_std(plan.index),
+                                         codec=codec),
+                secure_rng=privacy.secure_rng, **_privacy_state(privacy, plan.index),
             )
             for plan, data in zip(plans, datasets)
         }
@@ -49,11 +55,6 @@ class HospitalWorker:
             config.model, num_features=num_features, num_classes=num_classes
         ).to(self.device)
         self.strategy = build_strategy(config.strategy)
-        codec = make_codec(context, config.encryption, num_hospitals)
-        self.pipeline = client_pipeline(
-            privacy.mode, clip=privacy.clip, noise_std=privacy.client_noise_std(plans[0].index),
-            codec=codec,
-        )
         self.dpsgd = (
             DPSGDTrainer(self.model, clip=privacy.clip, batch_size=config.batch_size,
                          lr=config.lr)
@@ -67,14 +68,25 @@ class HospitalWorker:
     def ready(self) -> str:
         return self.device
 
-    def train(self, global_vector: np.ndarray, weights: dict[int, float]) -> list[Update]:
-        return [
-            self.hospitals[i].train(
+    def train(self, global_vector: np.ndarray, weights: dict[int, float]
+              ) -> tuple[list[Update], list[HospitalReport]]:
+        """Call with ``num_returns=2``: the updates go to the aggregator by reference,
+        the reports (diagnostics) to the driver; neither sees the other's part."""
+        updates, reports = [], []
+        for i, w in weights.items():
+            update, report = self.hospitals[i].train(
                 self.model, global_vector, weight=w, settings=self.settings,
-                strategy=self.strategy, pipeline=self.pipeline, dpsgd=self.dpsgd,
+                strategy=self.strategy, dpsgd=self.dpsgd,
             )
-            for i, w in weights.items()
-        ]
+            if update is not None:
+                updates.append(update)
+            reports.append(report)
+        return updates, reports
+
+    def epsilon_spent(self) -> dict[int, Optional[float]]:
+        """Each hosted hospital's ε from its own ledger, read at the end of a run (it
+        counts late batches too, which the round reports may have missed)."""
+        return {i: h.epsilon for i, h in self.hospitals.items()}
 
     def evaluate(self, global_vector: np.ndarray) -> dict[int, Any]:
         return {i: h.evaluate(self.model, global_vector) for i, h in self.hospitals.items()}
@@ -96,15 +108,17 @@ class AggregatorWorker:
                 raise PermissionError("the aggregator was given a secret key; refusing to run")
             self.decode = lambda total: ray.get(decryptor.decrypt.remote(self.codec.seal(total)))
         self.strategy = build_strategy(config.strategy)
-        self.min_accepted = privacy.min_shares
+        self.min_accepted = 0 if privacy.releases_every_round else privacy.min_shares
         self.server_noise, self.fixed_denominator = None, None
         if privacy.mode == "central":
             # DP-FedAvg: every update is clipped to C and weighted 1/(qN), so one hospital
             # moves the sum by at most C/(qN); the noise is σ times that sensitivity.
             party = privacy.party(RUN)
             std = party.noise_multiplier * privacy.clip * privacy.uniform_weight
-            rng = np.random.default_rng([config.seed, 0xCE17])
-            self.server_noise = lambda total: add_gaussian_noise(total, std, rng)
+            randomness = make_randomness(secure=privacy.secure_rng,
+                                         seed=np.random.SeedSequence([config.seed, 0xCE17]))
+            self.server_noise = lambda total: add_gaussian_noise(
+                total, std, randomness.generator(), secure=randomness.secure)
         if privacy.mode in ("central", "distributed"):
             self.fixed_denominator = 1.0  # weights sum to 1 in expectation, not per round
 
@@ -167,15 +181,12 @@ def make_actors(
 
 
 def _privacy_state(privacy: PrivacyPlan, index: int) -> dict[str, Any]:
-    """A hospital's own ledger for the modes that account per hospital."""
-    if privacy.mode not in ("local", "dpsgd"):
+    """A hospital's own ledger (local, DP-SGD) or its own sampling coin (distributed)."""
+    if privacy.self_sampling:
+        return {"self_sample_rate": privacy.party(RUN).sample_rate}
+    if not privacy.enabled or not privacy.spec.per_hospital:
         return {}
-    party = privacy.party(index)
-    ledger = PrivacyLedger(
-        noise_multiplier=party.noise_multiplier, sample_rate=party.sample_rate,
-        delta=privacy.delta, accountant=privacy.accountant, budget=privacy.budget,
-    )
-    return {"ledger": ledger, "party": party}
+    return {"ledger": privacy.ledger(index), "party": privacy.party(index)}
 
 
 def assign_hospitals(sizes: list[int], num_actors: int) -> list[list[int]]:

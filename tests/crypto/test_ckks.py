@@ -95,8 +95,8 @@ def test_round_proceeds_with_the_valid_updates(keys):
     hospital, aggregator = keys
     good = [hospital.encode(np.full(8, v, np.float32)) for v in (0.25, 0.75)]
     corrupt = EncryptedVector(good[0].key_fingerprint, 8, (good[0].ciphertexts[0][:500],))
-    updates = [Update(0, good[0], 0.5, 1, 0.0), Update(1, corrupt, 0.5, 1, 0.0),
-               Update(2, good[1], 0.5, 1, 0.0)]
+    updates = [Update(0, good[0], 0.5), Update(1, corrupt, 0.5),
+               Update(2, good[1], 0.5)]
     result = aggregate(updates, global_vector=np.zeros(8, np.float32), codec=aggregator,
                        strategy=FedAvg(),
                        decode=lambda total: round_to_grid(hospital.decode(total), 20))

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -5,7 +7,10 @@ from hypothesis import strategies as st
 
 from fedray.crypto import PackedCKKSCodec
 from fedray.crypto.ckks import PRESETS, new_key_set
-from fedray.crypto.packing import Layout, dequantize_sum, pack, quantize, unpack
+from fedray.crypto.packing import (
+    Layout, clipped_share_bound, count_out_of_range, dequantize_sum, pack, quantize,
+    range_for_noise, unpack,
+)
 
 
 @settings(max_examples=50, deadline=None)
@@ -20,8 +25,8 @@ def test_pack_unpack_round_trip_including_sums(values, hospitals):
 def test_quantisation_error_is_half_a_level_and_clipping_is_counted():
     layout = Layout(bits=12, value_range=0.5, max_summands=4)
     values = np.linspace(-0.6, 0.6, 1001)
-    integers, clipped = quantize(values, layout)
-    assert clipped == np.count_nonzero(np.abs(values) > 0.5)
+    integers = quantize(values, layout)
+    assert count_out_of_range(values, layout) == np.count_nonzero(np.abs(values) > 0.5)
     back = dequantize_sum(integers, 1, layout)
     inside = np.abs(values) <= 0.5
     assert np.max(np.abs(back[inside] - values[inside])) <= 0.5 * (1.0 / layout.levels) + 1e-12
@@ -52,3 +57,22 @@ def test_encrypted_packed_sum_is_the_quantised_sum_at_16_bytes_per_value():
     assert payload.nbytes / 4095 < 17
     with pytest.raises(PermissionError):
         aggregator.decode(sealed)
+
+
+def test_derived_range_keeps_every_hospital_inside_with_the_same_margin():
+    stds, weights = [2.0, 2.0, 0.5], [0.4, 0.05, 0.4]
+    value_range = range_for_noise(clip=1.0, noise_stds=stds, weights=weights)
+    assert value_range == pytest.approx(0.4 * (1.0 + 6 * 2.0))
+    for std, weight in zip(stds, weights):
+        assert clipped_share_bound(value_range, clip=1.0, noise_std=std, weight=weight) < 2e-9
+
+
+@pytest.mark.parametrize("update_value", [0.0, 0.5, 1.0])
+def test_clipped_share_bound_holds_for_any_clipped_update(update_value):
+    rng = np.random.default_rng(0)
+    values = 0.4 * (update_value + rng.normal(0.0, 2.0, size=400_000))
+    layout = Layout(bits=15, value_range=1.0, max_summands=4)
+    observed = count_out_of_range(values, layout) / values.size
+    bound = clipped_share_bound(1.0, clip=1.0, noise_std=2.0, weight=0.4)
+    assert observed <= bound
+    assert bound == pytest.approx(math.erfc(1.5 / (2.0 * math.sqrt(2.0))))  # P(|n| > 1.5)

@@ -78,9 +78,9 @@ def test_aggregator_actor_rejects_and_reports_bad_updates(ray_local):
     no_privacy = PrivacyPlan(mode="none", clip=1.0, delta=1e-5, accountant="rdp", budget=None,
                              parties={})
     aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote(SimulationConfig(), no_privacy, 3)
-    good = Update(0, np.full(4, 0.5, np.float32), 0.5, 10, 0.1)  # payloads arrive weighted
-    poisoned = Update(1, np.array([1, np.nan, 1, 1], np.float32), 0.5, 10, 0.1)
-    wrong_shape = Update(2, np.ones(5, np.float32), 0.5, 10, 0.1)
+    good = Update(0, np.full(4, 0.5, np.float32), 0.5)  # payloads arrive weighted
+    poisoned = Update(1, np.array([1, np.nan, 1, 1], np.float32), 0.5)
+    wrong_shape = Update(2, np.ones(5, np.float32), 0.5)
     batches = [ray.put([good, poisoned]), ray.put([wrong_shape])]
     vector, result = ray.get(
         aggregator.aggregate.options(num_returns=2).remote(batches, np.zeros(4, np.float32)))

@@ -1,10 +1,13 @@
 import pytest
 
 from fedray.config import (
-    ConfigError, ModelConfig, PrivacyConfig, SimulationConfig, config_from_dict,
+    ConfigError, EncryptionConfig, ModelConfig, PrivacyConfig, SimulationConfig,
+    config_from_dict,
 )
 from fedray.models import build_model
-from fedray.privacy import RUN, epsilon_spent, make_privacy_plan
+from fedray.privacy import (
+    RUN, Adjacency, calibrate_noise_multiplier, epsilon_spent, make_privacy_plan,
+)
 
 SIZES = [199, 172, 30, 85]  # heart-disease train sizes
 
@@ -24,8 +27,15 @@ def test_local_dp_calibrates_one_sigma_for_every_hospital(epsilon):
     sigma = sigmas.pop()
     # q = 1 (no amplification: the aggregator sees who took part), one step a round
     assert all(p.sample_rate == 1.0 and p.steps_per_round == 1 for p in plan.parties.values())
-    assert epsilon - 0.05 < epsilon_spent(((sigma, 1.0, 15),), delta=1e-5,
+    # replace-one: a hospital's clipped update moves by up to 2C, so Opacus's
+    # add/remove accountant is asked about σ/2, and σ is twice add/remove's
+    assert plan.adjacency is Adjacency.REPLACE_ONE
+    assert epsilon - 0.05 < epsilon_spent(((sigma / 2, 1.0, 15),), delta=1e-5,
                                           accountant="rdp") <= epsilon
+    add_remove_sigma = calibrate_noise_multiplier(epsilon=epsilon, delta=1e-5, sample_rate=1.0,
+                                                  steps=15, accountant="rdp")
+    assert sigma == pytest.approx(2 * add_remove_sigma)
+    assert plan.ledger(0).adjacency is Adjacency.REPLACE_ONE
 
 
 def test_smaller_epsilon_means_more_noise():
@@ -103,14 +113,46 @@ def test_central_dp_under_encryption_is_refused():
 
 
 def test_distributed_noise_shares_sum_to_the_central_noise():
-    from fedray.config import EncryptionConfig
-
     plan = _plan(PrivacyConfig(name="distributed", epsilon=2.0),
                  encryption=EncryptionConfig(name="ckks"), min_clients=3)
     central = _plan(PrivacyConfig(name="central", epsilon=2.0))
     sigma = plan.party(RUN).noise_multiplier
-    assert sigma == central.party(RUN).noise_multiplier  # same accounting as central DP
+    assert sigma == central.party(RUN).noise_multiplier  # zero-out costs what add/remove does
+    assert plan.adjacency is Adjacency.ZERO_OUT and central.adjacency is Adjacency.ADD_REMOVE
     share = plan.client_noise_std(0)
     assert share == pytest.approx(sigma * 1.0 / 3 ** 0.5)
     assert 3 * share ** 2 == pytest.approx((sigma * 1.0) ** 2)  # any 3 shares: full noise
     assert plan.min_shares == 3
+
+
+@pytest.mark.parametrize("colluders", [1, 2])
+def test_colluders_leave_the_rest_of_a_sum_fully_noised(colluders):
+    plan = _plan(PrivacyConfig(name="distributed", epsilon=2.0, colluders=colluders),
+                 encryption=EncryptionConfig(name="ckks"), min_clients=4)
+    sigma, share = plan.party(RUN).noise_multiplier, plan.client_noise_std(0)
+    assert share == pytest.approx(sigma / (4 - colluders) ** 0.5)
+    # the colluders subtract their own shares; the other m - t still sum to σC
+    assert (4 - colluders) * share ** 2 == pytest.approx(sigma ** 2)
+
+
+@pytest.mark.parametrize("values, key, message", [
+    ({"privacy": {"name": "distributed", "epsilon": 1.0, "colluders": 3},
+      "encryption": {"name": "ckks"}, "min_clients": 3}, "privacy.colluders", "< min_clients=3"),
+    ({"privacy": {"name": "local", "epsilon": 1.0, "colluders": 1}}, "privacy.colluders",
+     "only privacy=distributed"),
+    ({"privacy": {"name": "distributed", "epsilon": 1.0, "colluders": -1},
+      "encryption": {"name": "ckks"}}, "privacy.colluders", "integer >= 0"),
+    ({"privacy": {"name": "central", "epsilon": 1.0}, "min_clients": 2}, "min_clients",
+     "would reveal the hidden sample"),
+])
+def test_collusion_and_release_rules_are_refused_in_one_line(values, key, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        config_from_dict(values)
+    assert info.value.key == key and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["local", "central"])
+def test_client_level_delta_must_be_below_one_over_the_hospitals(mode):
+    with pytest.raises(ConfigError, match=r"must be < 1/\(number of hospitals\) = 1/4") as info:
+        _plan(PrivacyConfig(name=mode, epsilon=1.0, delta=0.3))
+    assert info.value.key == "privacy.delta"

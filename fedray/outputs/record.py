@@ -1,0 +1,181 @@
+"""What the orchestrator learns about a run, and the summary.json built from it.
+
+Two kinds of input, kept apart as they would be in a deployment: the aggregator's
+report of each round (what was released, what was rejected) and the hospitals' own
+reports (losses, ε, timings): simulator diagnostics that a real federation would
+not publish (docs/privacy.md, "What each output reveals")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from fedray.config import SimulationConfig, config_to_dict
+from fedray.data import FederationPlan
+from fedray.evaluation import EvalStats, pooled
+from fedray.outputs.metrics import GLOBAL, MetricsLog
+from fedray.pipeline import AggregateResult, HospitalReport
+from fedray.privacy import RUN, PrivacyPlan
+from fedray.privacy.adjacency import DESCRIPTIONS
+
+SECONDS_KEYS = ("train", "encrypt", "aggregate", "decrypt")
+
+
+@dataclass
+class RunRecord:
+    """Everything the orchestrator learns about the run, as scalars."""
+
+    names: list[str]
+    num_parameters: int = 0
+    log: MetricsLog = field(default_factory=MetricsLog)
+    epsilon: dict[int, float] = field(default_factory=dict)  # party -> ε spent so far
+    exhausted: dict[int, int] = field(default_factory=dict)  # hospital -> first round refused
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SECONDS_KEYS, 0.0))
+    bytes_uploaded: int = 0
+    rounds_completed: int = 0
+    updates_accepted: int = 0
+    values_clipped: int = 0
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    last_eval: dict[int, EvalStats] = field(default_factory=dict)
+    rounds_run: int = 0
+    stopped_early: Optional[str] = None
+
+    def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
+        """The aggregator's report: what it accepted, rejected and released."""
+        self.log.add(round_, GLOBAL, "round", "accepted", 0 if result is None else
+                     len(result.accepted))
+        if result is None:
+            bar.write(f"round {round_}: too few updates arrived in time; model unchanged")
+            return
+        self.rounds_completed += result.released
+        self.updates_accepted += len(result.accepted)
+        self.bytes_uploaded += result.bytes_received
+        for key in ("aggregate", "decrypt"):
+            self.seconds[key] += result.seconds.get(key, 0.0)
+        for rejection in result.rejected:
+            who = self.names[rejection.hospital] if rejection.hospital >= 0 else "unknown"
+            self.rejections.append({"round": round_, "client": who, "reason": rejection.reason})
+            bar.write(f"round {round_}: rejected update from {who}: {rejection.reason}")
+
+    def add_reports(self, round_: int, reports: list[HospitalReport], bar: Any) -> None:
+        """The hospitals' own reports (diagnostics), straight from their actors."""
+        for report in reports:
+            name = self.names[report.hospital]
+            self.log.add(round_, name, "train", "loss", report.train_loss)
+            for key in ("train", "encrypt"):
+                self.seconds[key] += report.seconds.get(key, 0.0)
+            self.values_clipped += report.values_clipped
+            if report.epsilon is not None:
+                self.epsilon[report.hospital] = report.epsilon
+                self.log.add(round_, name, "privacy", "epsilon", report.epsilon)
+            if report.exhausted and report.hospital not in self.exhausted:
+                self.exhausted[report.hospital] = round_
+                bar.write(f"round {round_}: {name} stops training: its privacy budget would "
+                          "be exceeded")
+        if any(not r.sampled for r in reports):  # distributed: the hospitals' own coins
+            self.log.add(round_, GLOBAL, "round", "sampled", sum(r.sampled for r in reports))
+
+    def add_run_epsilon(self, round_: int, epsilon: float) -> None:
+        self.epsilon[RUN] = epsilon
+        self.log.add(round_, GLOBAL, "privacy", "epsilon", epsilon)
+
+    def add_eval(self, round_: int, stats: dict[int, EvalStats], bar: Any) -> None:
+        self.last_eval = stats
+        for i, hospital_stats in stats.items():
+            self.log.add_eval(round_, self.names[i], hospital_stats)
+        overall = pooled(list(stats.values()))
+        self.log.add_eval(round_, GLOBAL, overall)
+        bar.set_postfix(acc=f"{overall.accuracy:.3f}")
+
+
+def privacy_summary(privacy: PrivacyPlan, record: RunRecord) -> dict[str, Any]:
+    if not privacy.enabled:
+        return {"epsilon": None, "delta": None, "noise_multiplier": None}
+    sigmas = {p: plan.noise_multiplier for p, plan in privacy.parties.items()}
+    per_hospital = privacy.spec.per_hospital
+    adjacency = privacy.adjacency
+    assert adjacency is not None
+    return {
+        # the largest ε any protected party (hospital, or the run) has spent
+        "epsilon": max(record.epsilon.values(), default=0.0),
+        "delta": privacy.delta,
+        "noise_multiplier": max(sigmas.values()),
+        "privacy": {
+            "mode": privacy.mode,
+            "adjacency": adjacency.value,
+            "adjacency_means": DESCRIPTIONS[adjacency],
+            "sensitivity": adjacency.sensitivity * privacy.clip,
+            "accountant": privacy.accountant,
+            "epsilon_budget": privacy.budget,
+            "clip": privacy.clip,
+            "protects": ("each patient record" if privacy.spec.unit == "record"
+                         else "each hospital's whole contribution"),
+            "secure_rng": privacy.secure_rng,
+            "colluders_tolerated": privacy.colluders if privacy.mode == "distributed" else None,
+            "per_client_epsilon": (
+                {record.names[i]: record.epsilon.get(i, 0.0) for i in range(len(record.names))}
+                if per_hospital else None
+            ),
+            "per_client_noise_multiplier": (
+                {record.names[i]: sigmas[i] for i in range(len(record.names))}
+                if per_hospital else None
+            ),
+            "sample_rate": {
+                (record.names[p] if p != RUN else "run"): plan.sample_rate
+                for p, plan in privacy.parties.items()
+            },
+            "budget_exhausted": [
+                {"client": record.names[i], "round": r} for i, r in sorted(record.exhausted.items())
+            ],
+            "stopped_early": record.stopped_early,
+        },
+    }
+
+
+def build_summary(
+    config: SimulationConfig, federation: FederationPlan, privacy: PrivacyPlan,
+    record: RunRecord, *,
+    devices: list[str], startup_seconds: float, loop_seconds: float, wall_seconds: float,
+    num_actors: int,
+) -> dict[str, Any]:
+    names, last = record.names, record.last_eval
+    num_parameters = record.num_parameters
+    overall = pooled(list(last.values()))
+    per_client = {names[i]: last[i].accuracy for i in sorted(last)}
+    return {
+        "config": config_to_dict(config),
+        "clients": [
+            {"name": h.name, "num_train": len(h.train_rows), "num_test": len(h.test_rows)}
+            for h in federation.hospitals
+        ],
+        "accuracy": overall.accuracy,
+        "loss": overall.loss,
+        "auc": overall.auc,
+        "per_client_accuracy": per_client,
+        "per_client_auc": {names[i]: last[i].auc for i in sorted(last)},
+        "mean_client_accuracy": float(np.mean(list(per_client.values()))),
+        **privacy_summary(privacy, record),
+        "rounds_completed": record.rounds_completed,
+        "rejected_updates": record.rejections,
+        "bytes_uploaded": record.bytes_uploaded,
+        "encryption": {
+            "name": config.encryption.name,
+            "preset": config.encryption.preset if config.encryption.enabled else None,
+            "packing": config.encryption.packing if config.encryption.enabled else None,
+            "packing_range": (config.encryption.packing_range
+                              if config.encryption.packing == "quantized" else None),
+            "values_clipped": record.values_clipped,
+            "bytes_per_parameter": (
+                record.bytes_uploaded / (record.updates_accepted * num_parameters)
+                if record.updates_accepted else None
+            ),
+        },
+        "num_actors": num_actors,
+        "devices": devices,
+        "startup_seconds": startup_seconds,
+        "seconds_per_round": loop_seconds / max(record.rounds_run, 1),
+        "wall_seconds": wall_seconds,
+        "seconds": record.seconds,
+    }

@@ -1,0 +1,112 @@
+"""Everything decided before Ray starts: the hospitals, the privacy noise, the packing
+range, and the pure rules for sampling and weighting each round's participants."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fedray.config import ConfigError, SimulationConfig
+from fedray.crypto import packing_layout
+from fedray.crypto.packing import MAX_CLIPPED_SHARE, clipped_share_bound, range_for_noise
+from fedray.data import FederationPlan, PartitionError, plan_federation
+from fedray.models import build_model
+from fedray.privacy import PrivacyPlan, make_privacy_plan
+
+DEFAULT_PACKING_RANGE = 1.0  # without a noise scale to derive it from (none, dpsgd)
+
+
+def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, PrivacyPlan]:
+    """Plans (and so validates) the hospitals and the privacy noise before Ray starts.
+    Returns the config with what the plan resolved (the packing range) filled in."""
+    try:
+        federation = plan_federation(
+            config.dataset, config.partition, num_clients=config.num_clients, seed=config.seed
+        )
+    except PartitionError as err:
+        key = "partition.alpha" if config.partition.name == "dirichlet" else "num_clients"
+        value = config.partition.alpha if key == "partition.alpha" else config.num_clients
+        raise ConfigError(key, value, str(err)) from None
+    if config.min_clients > len(federation.hospitals):
+        raise ConfigError("min_clients", config.min_clients,
+                          f"must be <= the number of hospitals ({len(federation.hospitals)})")
+    model = build_model(config.model, num_features=federation.num_features,
+                        num_classes=federation.num_classes)
+    privacy = make_privacy_plan(config, train_sizes=federation.train_sizes, model=model)
+    if config.encryption.enabled and config.encryption.packing == "quantized":
+        config = _with_packing_range(config, federation, privacy)
+        problem = packing_layout(config.encryption, len(federation.hospitals)).check()
+        if problem is not None:
+            raise ConfigError("encryption.quantization_bits",
+                              config.encryption.quantization_bits, problem)
+    return config, federation, privacy
+
+
+def sample_participants(
+    num_hospitals: int, fraction: float, rng: np.random.Generator, *, poisson: bool = False
+) -> np.ndarray:
+    """A fixed-size sample, or (central DP) each hospital independently with
+    probability ``fraction``: the sampling Opacus's accountant assumes."""
+    if poisson:
+        return np.flatnonzero(rng.random(num_hospitals) < fraction)
+    count = sample_size(num_hospitals, fraction)
+    return np.sort(rng.choice(num_hospitals, size=count, replace=False))
+
+
+def sample_size(num_hospitals: int, fraction: float) -> int:
+    return max(1, int(round(fraction * num_hospitals)))
+
+
+def aggregation_weights(participants: np.ndarray, sizes: list[int]) -> dict[int, float]:
+    """FedAvg weights: training-set size over the round's total."""
+    total = float(sum(sizes[i] for i in participants))
+    return {int(i): sizes[i] / total for i in participants}
+
+
+def largest_weights(sizes: list[int], sample_count: int) -> list[float]:
+    """Each hospital's largest FedAvg weight over all fixed-size samples: when the
+    others sampled with it are the smallest ones."""
+    order = sorted(sizes)
+    largest = []
+    for n in sizes:
+        others = list(order)
+        others.remove(n)
+        largest.append(n / (n + sum(others[:sample_count - 1])))
+    return largest
+
+
+def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
+                        privacy: PrivacyPlan) -> SimulationConfig:
+    """Quantised packing clips each weighted value to ±range. Under noise-adding DP the
+    range follows from the noise scale, one range for every hospital, so that clipping
+    neither distorts the mechanism nor biases small and large hospitals differently;
+    a range given by hand that could clip more than a small share is refused."""
+    encryption = config.encryption
+    count = len(federation.hospitals)
+    stds = [privacy.client_noise_std(i) for i in range(count)]
+    if privacy.mode not in ("local", "distributed"):
+        value_range = encryption.packing_range or DEFAULT_PACKING_RANGE
+        return dataclasses.replace(
+            config, encryption=dataclasses.replace(encryption, packing_range=value_range))
+    if privacy.uniform_weight is not None:
+        weights = [privacy.uniform_weight] * count
+    else:
+        weights = largest_weights(federation.train_sizes,
+                                  sample_size(count, config.fraction_per_round))
+    if encryption.packing_range is None:
+        value_range = range_for_noise(clip=privacy.clip, noise_stds=stds, weights=weights)
+        return dataclasses.replace(
+            config, encryption=dataclasses.replace(encryption, packing_range=value_range))
+    shares = [clipped_share_bound(encryption.packing_range, clip=privacy.clip, noise_std=s,
+                                  weight=w) for s, w in zip(stds, weights)]
+    worst = int(np.argmax(shares))
+    if shares[worst] > MAX_CLIPPED_SHARE:
+        needed = range_for_noise(clip=privacy.clip, noise_stds=stds, weights=weights)
+        raise ConfigError(
+            "encryption.packing_range", encryption.packing_range,
+            f"could clip up to {shares[worst]:.1%} of {federation.hospitals[worst].name}'s "
+            f"values under this noise (allowed {MAX_CLIPPED_SHARE:.1%}); use >= "
+            f"{needed:.3g} or null (derived from the noise)",
+        )
+    return config

@@ -1,0 +1,62 @@
+"""Where DP noise and sampling coins come from.
+
+By default every draw comes from a stream seeded by the run's ``seed``: runs are
+reproducible, and the guarantee then assumes the seed is secret (whoever knows it can
+regenerate the noise and subtract it). ``privacy.secure_rng=true`` draws from the OS
+instead: each draw gets a generator seeded with 256 fresh bits from ``os.urandom`` that
+is used once and dropped, so no state exists from which the noise could be recomputed,
+and Gaussian noise is the Opacus secure-mode construction (four draws summed, halved),
+robust to the floating-point attacks on a single Gaussian sample (Holohan et al.,
+2021). torch has no maintained cryptographic generator (torchcsprng stopped at torch
+1.x), so DP-SGD's secure mode is Opacus's ``secure_mode`` with a torch generator
+freshly seeded from the OS each round.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Protocol
+
+import numpy as np
+
+
+class Randomness(Protocol):
+    secure: bool
+
+    def generator(self) -> np.random.Generator:
+        """The generator for the next draw."""
+
+    def torch_seed(self) -> Optional[int]:
+        """A fresh seed for a torch generator (secure), or None (keep the seeded one)."""
+
+
+class SeededRandomness:
+    """One reproducible stream."""
+
+    secure = False
+
+    def __init__(self, seed: np.random.SeedSequence) -> None:
+        self._generator = np.random.default_rng(seed)
+
+    def generator(self) -> np.random.Generator:
+        return self._generator
+
+    def torch_seed(self) -> Optional[int]:
+        return None
+
+
+class SystemRandomness:
+    """A new OS-seeded generator for every draw; nothing to save or regenerate."""
+
+    secure = True
+
+    def generator(self) -> np.random.Generator:
+        return np.random.default_rng(int.from_bytes(os.urandom(32), "little"))
+
+    def torch_seed(self) -> Optional[int]:
+        return int.from_bytes(os.urandom(8), "little") >> 1  # torch seeds are < 2^63
+
+
+def make_randomness(*, secure: bool, seed: np.random.SeedSequence) -> Randomness:
+    return SystemRandomness() if secure else SeededRandomness(seed)
+

@@ -1,0 +1,137 @@
+"""A hospital's two outputs, read as the aggregator would read them: the update holds
+the mechanism's output and nothing else; the noise and coins come from where the
+config says (a seeded stream, or the OS)."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from fedray.config import ModelConfig, PrivacyConfig, SimulationConfig
+from fedray.crypto import PackedCKKSCodec
+from fedray.crypto.ckks import PRESETS, new_key_set
+from fedray.crypto.packing import Layout
+from fedray.data.base import HospitalData
+from fedray.hospital import Hospital
+from fedray.models import build_model, initial_parameters
+from fedray.pipeline import client_pipeline
+from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan
+from fedray.privacy.dpsgd import DPSGDTrainer
+from fedray.runtime.actors import AggregatorWorker
+from fedray.strategies import FedAvg
+from fedray.training import LocalTraining
+
+FEATURES = 5
+SETTINGS = LocalTraining(steps=3, batch_size=8, lr=0.1)
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(40, FEATURES)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    return HospitalData("clinic", x[:30], y[:30], x[30:], y[30:])
+
+
+def _model():
+    return build_model(ModelConfig(), num_features=FEATURES, num_classes=2)
+
+
+def _global():
+    return initial_parameters(ModelConfig(), num_features=FEATURES, num_classes=2, seed=0)
+
+
+def _hospital(*, noise_std=0.5, codec=None, **kwargs):
+    pipeline = client_pipeline("local", clip=1.0, noise_std=noise_std, codec=codec)
+    return Hospital(index=3, data=_data(), seed=7, pipeline=pipeline, **kwargs)
+
+
+def _train(hospital, model=None, dpsgd=None):
+    return hospital.train(model or _model(), _global(), weight=0.25, settings=SETTINGS,
+                          strategy=FedAvg(), dpsgd=dpsgd)
+
+
+def _plaintext_scalars(obj, seen=None):
+    """Every number or string an observer can read from ``obj`` without a key."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, (bool, int, float, str)):
+        return [obj]
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, (bytes, np.ndarray)):
+        return []  # ciphertext bytes, or the plaintext codec's payload (checked apart)
+    if isinstance(obj, (tuple, list)):
+        return [v for item in obj for v in _plaintext_scalars(item, seen)]
+    if isinstance(obj, dict):
+        return [v for item in obj.values() for v in _plaintext_scalars(item, seen)]
+    return _plaintext_scalars(vars(obj), seen)
+
+
+def test_the_update_carries_no_diagnostics_only_the_payload_and_public_weight():
+    update, report = _train(_hospital())
+    assert report.train_loss is not None and report.seconds["train"] > 0
+    wire = pickle.dumps(update)  # what the aggregator receives
+    assert pickle.dumps(report.train_loss)[-9:-1] not in wire  # the loss's 8 float bytes
+    assert sorted(map(str, _plaintext_scalars(pickle.loads(wire)))) == ["0.25", "3"]
+
+
+def test_packed_ciphertexts_carry_no_clipped_count():
+    keys = new_key_set(PRESETS["n4096"])
+    layout = Layout(bits=15, value_range=0.01, max_summands=4)  # tiny: most values clip
+    codec = PackedCKKSCodec(keys.secret_context, keys.fingerprint, layout=layout)
+    update, report = _train(_hospital(codec=codec))
+    assert report.values_clipped > 0  # the hospital knows, in its report to the driver
+    scalars = _plaintext_scalars(pickle.loads(pickle.dumps(update)))
+    size = _global().size  # 6 values packed two to a slot: 3 slots
+    # hospital, weight; packed: values, summands; ciphertexts: fingerprint, slots
+    assert sorted(map(str, scalars)) == sorted(
+        ["3", "0.25", str(size), "1", keys.fingerprint, str(-(-size // 2))])
+
+
+def test_seeded_noise_repeats_and_secure_noise_does_not():
+    seeded = [_train(_hospital())[0].payload for _ in range(2)]
+    assert np.array_equal(*seeded)  # same seed: the noise can be regenerated
+    secure = [_train(_hospital(secure_rng=True))[0].payload for _ in range(2)]
+    assert not np.allclose(*secure)
+    assert not np.allclose(secure[0], seeded[0])
+
+
+def test_a_self_sampling_hospital_sends_a_noise_share_either_way():
+    out, report = _train(_hospital(self_sample_rate=0.0))
+    assert not report.sampled and report.train_loss is None  # it did not train
+    assert np.count_nonzero(out.payload) == out.payload.size  # zero update + its share
+    assert np.std(out.payload) == pytest.approx(0.25 * 0.5, rel=0.5)
+    inside, report = _train(_hospital(self_sample_rate=1.0))
+    assert report.sampled and report.train_loss is not None
+
+
+def _dpsgd_hospital(secure):
+    party = PartyPlan(noise_multiplier=1.0, sample_rate=0.25, steps_per_round=3)
+    ledger = PrivacyLedger(noise_multiplier=1.0, sample_rate=0.25, delta=1e-5,
+                           accountant="rdp")
+    pipeline = client_pipeline("dpsgd", clip=1.0, noise_std=0.0)
+    return Hospital(index=0, data=_data(), seed=7, pipeline=pipeline, ledger=ledger,
+                    party=party, secure_rng=secure)
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_dpsgd_noise_is_seeded_or_from_the_os(secure):
+    payloads = []
+    for _ in range(2):
+        model = _model()
+        trainer = DPSGDTrainer(model, clip=1.0, batch_size=8, lr=0.1)
+        update, report = _train(_dpsgd_hospital(secure), model=model, dpsgd=trainer)
+        assert report.epsilon > 0
+        payloads.append(update.payload)
+    assert np.array_equal(*payloads) != secure
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_central_server_noise_is_seeded_or_from_the_os(secure):
+    plan = PrivacyPlan(mode="central", clip=1.0, delta=1e-5, accountant="rdp", budget=None,
+                       parties={RUN: PartyPlan(1.0, 0.5, 1)}, uniform_weight=0.5,
+                       secure_rng=secure)
+    config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.0))
+    noises = [AggregatorWorker(config, plan, 4).server_noise(np.zeros(6)) for _ in range(2)]
+    assert np.array_equal(*noises) != secure
+    assert np.count_nonzero(noises[0]) == 6

@@ -1,0 +1,50 @@
+"""What the planner decides before Ray starts: sampling, weights and the packing range."""
+
+import numpy as np
+import pytest
+
+from fedray.config import ConfigError, EncryptionConfig, PrivacyConfig, SimulationConfig
+from fedray.planning import aggregation_weights, largest_weights, plan, sample_participants
+
+
+def test_largest_weight_is_with_the_smallest_companions():
+    sizes = [199, 172, 30, 85]
+    assert largest_weights(sizes, 4) == pytest.approx([s / sum(sizes) for s in sizes])
+    assert largest_weights(sizes, 2)[0] == pytest.approx(199 / (199 + 30))
+    assert largest_weights(sizes, 2)[2] == pytest.approx(30 / (30 + 85))
+    assert largest_weights(sizes, 1) == [1.0] * 4
+    for participants in ([0, 2], [0, 1], [2, 3]):
+        weights = aggregation_weights(np.array(participants), sizes)
+        assert all(w <= largest_weights(sizes, 2)[i] + 1e-12 for i, w in weights.items())
+
+
+def test_poisson_sampling_can_sample_nobody():
+    rng = np.random.default_rng(1)
+    sizes = [len(sample_participants(4, 0.1, rng, poisson=True)) for _ in range(50)]
+    assert 0 in sizes and max(sizes) <= 4
+
+
+def _packed(privacy, packing_range=None):
+    return SimulationConfig(privacy=privacy, encryption=EncryptionConfig(
+        name="ckks", preset="n4096", packing="quantized", packing_range=packing_range))
+
+
+def test_packing_range_is_derived_from_the_local_noise():
+    config, federation, privacy = plan(_packed(PrivacyConfig(name="local", epsilon=4.0)))
+    noise = privacy.client_noise_std(0)
+    largest = max(largest_weights(federation.train_sizes, 4))  # Cleveland, 199/486
+    assert config.encryption.packing_range == pytest.approx(largest * (1.0 + 6 * noise))
+
+
+def test_a_hand_set_packing_range_that_would_clip_is_refused_in_one_line():
+    # the old default ±1 clips ~half of Cleveland's values under local DP at ε = 4
+    with pytest.raises(ConfigError, match="of Cleveland's values") as info:
+        plan(_packed(PrivacyConfig(name="local", epsilon=4.0), packing_range=1.0))
+    assert info.value.key == "encryption.packing_range" and "\n" not in str(info.value)
+
+
+def test_packing_range_without_a_noise_scale_stays_as_given():
+    config, _, _ = plan(_packed(PrivacyConfig(), packing_range=0.5))
+    assert config.encryption.packing_range == 0.5
+    config, _, _ = plan(_packed(PrivacyConfig()))
+    assert config.encryption.packing_range == 1.0

@@ -1,0 +1,39 @@
+"""The run's ledger charges exactly the rounds that were released."""
+
+import pytest
+
+from fedray.config import EncryptionConfig, ModelConfig, PrivacyConfig, SimulationConfig
+from fedray.models import build_model
+from fedray.privacy import epsilon_spent, make_privacy_plan
+from fedray.simulation import RunLedger
+
+
+def _ledger(mode, **top):
+    if mode == "distributed":
+        top["encryption"] = EncryptionConfig(name="ckks")
+    config = SimulationConfig(privacy=PrivacyConfig(name=mode, noise_multiplier=1.0, epsilon=
+                                                    epsilon_spent(((1.0, 1.0, 2),), delta=1e-5,
+                                                                  accountant="rdp")), **top)
+    model = build_model(ModelConfig(), num_features=13, num_classes=2)
+    return RunLedger(make_privacy_plan(config, train_sizes=[10, 10, 10, 10], model=model))
+
+
+def test_central_charges_every_round_when_it_is_dispatched():
+    run = _ledger("central")
+    assert run.can_start_round() and run.dispatched() and run.ledger.steps == 1
+    assert not run.settled(released=False)  # released anyway: noise on an empty sum
+    assert run.dispatched() and run.ledger.steps == 2
+    assert not run.can_start_round()  # the budget holds exactly two releases
+
+
+def test_distributed_charges_released_rounds_only_and_counts_rounds_in_flight():
+    run = _ledger("distributed")
+    assert not run.dispatched() and run.ledger.steps == 0  # in flight, not yet charged
+    assert run.can_start_round()  # round 1 in flight + round 2: two, affordable
+    run.dispatched()
+    assert not run.can_start_round()  # three possibly released rounds: over budget
+    assert not run.settled(released=False)  # round 1 withheld: costs nothing
+    assert run.can_start_round()
+    assert run.settled(released=True) and run.ledger.steps == 1
+    assert run.ledger.epsilon == pytest.approx(
+        epsilon_spent(((1.0, 1.0, 1),), delta=1e-5, accountant="rdp"))
