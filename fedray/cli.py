@@ -51,7 +51,9 @@ def format_result(result: Result) -> str:
         budget = "" if p["epsilon_budget"] is None else f" of budget {p['epsilon_budget']:g}"
         lines.append(
             f"privacy={p['mode']} ({p['accountant']}): ε={s['epsilon']:.3f}{budget} at "
-            f"δ={s['delta']:g}, σ≤{s['noise_multiplier']:.3f}, protects {p['protects']}"
+            f"δ={s['delta']:g}, σ≤{s['noise_multiplier']:.3f}, protects {p['protects']} "
+            f"({p['adjacency'].replace('_', '-')} adjacency"
+            f"{', noise from the OS' if p['secure_rng'] else ', noise seeded by seed'})"
         )
         for item in p["budget_exhausted"]:
             lines.append(f"  {item['client']} stopped at round {item['round']}: budget spent")
