@@ -51,9 +51,9 @@ def _one_of(key: str, value: Any, names: tuple[str, ...]) -> None:
 
 
 DATASETS = ("heart_disease", "synthetic")
-PARTITIONS = ("natural", "iid", "dirichlet", "quantity")
+PARTITIONS = ("natural", "iid", "dirichlet", "quantity", "shards")
 MODELS = ("logreg", "mlp")
-STRATEGIES = ("fedavg",)
+STRATEGIES = ("fedavg", "fedprox", "scaffold", "fedadam", "fedyogi", "fedadagrad", "fedbn")
 PRIVACY_MODES = ("none", "local", "central", "distributed", "dpsgd")
 ENCRYPTIONS = ("none", "ckks")
 ACCOUNTANTS = ("rdp", "prv")
@@ -92,11 +92,20 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    """How records are split into hospitals (``natural`` keeps real hospital ids)."""
+    """How records are split into hospitals (``natural`` keeps real hospital ids),
+    and how each hospital's "scanner" distorts its features (docs/data.md).
+
+    ``feature_shift`` and ``masked_features`` apply to every partition and dataset,
+    after the hospital's own standardisation; ``dataset.feature_shift`` is a different
+    knob, the synthetic generator's built-in covariate shift.
+    """
 
     name: str = "natural"
     alpha: float = 0.5  # dirichlet: label skew; quantity: size skew (smaller = more skewed)
     min_records: int = 4  # every hospital holds at least this many records (train + test)
+    shards_per_client: int = 2  # shards only: label shards per hospital (fewer = more skewed)
+    feature_shift: float = 0.0  # per-hospital gain, offset and noise strength; 0 = off
+    masked_features: float = 0.0  # share of features each hospital does not measure (-> 0)
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, PARTITIONS)
@@ -104,6 +113,19 @@ class PartitionConfig:
         _require(
             isinstance(self.min_records, int) and self.min_records >= 2, "min_records",
             self.min_records, "must be an integer >= 2 (one train and one test record)",
+        )
+        _positive_int("shards_per_client", self.shards_per_client)
+        _require(
+            isinstance(self.feature_shift, (int, float))
+            and not isinstance(self.feature_shift, bool)
+            and math.isfinite(self.feature_shift) and self.feature_shift >= 0,
+            "feature_shift", self.feature_shift, "must be a finite number >= 0 (0 = off)",
+        )
+        _require(
+            isinstance(self.masked_features, (int, float))
+            and not isinstance(self.masked_features, bool) and 0 <= self.masked_features < 1,
+            "masked_features", self.masked_features,
+            "must be a share in [0, 1) of the features each hospital leaves unmeasured",
         )
 
 
@@ -120,14 +142,29 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    """Client hook + server rule; ``server_lr`` scales the averaged update."""
+    """How hospitals train and the server aggregates (docs/strategies.md).
+
+    ``server_lr`` scales the server's step (FedAvg, FedProx, SCAFFOLD: the averaged
+    update; FedAdam/Yogi/Adagrad: the adaptive step); ``mu`` is FedProx's proximal
+    weight; ``beta1``, ``beta2``, ``tau`` are the FedOpt moments' decay and the
+    adaptivity floor."""
 
     name: str = "fedavg"
     server_lr: float = 1.0
+    mu: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    tau: float = 1e-8
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, STRATEGIES)
         _positive_float("server_lr", self.server_lr)
+        _positive_float("mu", self.mu)
+        _positive_float("tau", self.tau)
+        for key in ("beta1", "beta2"):
+            value = getattr(self, key)
+            _require(isinstance(value, (int, float)) and 0 <= value < 1, key, value,
+                     "must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -339,6 +376,16 @@ class SimulationConfig:
                 "min_clients", self.min_clients, "must be 1 with privacy=central: the server "
                 "releases a noised sum every round, since withholding rounds with few sampled "
                 "hospitals would reveal the hidden sample",
+            )
+        if self.strategy.name == "fedbn" and not self.model.batchnorm:
+            raise ConfigError("strategy.name", "fedbn", "keeps each hospital's BatchNorm "
+                              "layers local; use model=mlp model.batchnorm=true")
+        if (self.model.batchnorm and self.privacy.name in ("local", "central", "distributed")
+                and self.strategy.name != "fedbn"):
+            raise ConfigError(
+                "model.batchnorm", True, f"with privacy={self.privacy.name} the shared "
+                "BatchNorm running variances would be averaged with DP noise and can turn "
+                "negative; use strategy=fedbn (BatchNorm stays local) or model.batchnorm=false",
             )
         if self.partition.name == "natural" and self.dataset.name != "heart_disease":
             raise ConfigError(

@@ -9,7 +9,8 @@ the driver as the researcher's diagnostics.
 from __future__ import annotations
 
 import time
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -17,12 +18,25 @@ from torch import nn
 
 from fedray.data import HospitalData
 from fedray.evaluation import EvalStats, evaluate_model
-from fedray.models import flatten, load_flat
-from fedray.pipeline import ClientPipeline, HospitalReport, Update
+from fedray.models import flatten, load_flat, num_trainable
+from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, UploadLayout
 from fedray.privacy import PartyPlan, PrivacyLedger, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.strategies import Strategy
+from fedray.strategies.base import ClientRound, State, concat_uploads
 from fedray.training import LocalTraining, train_local
+
+
+@dataclass(frozen=True)
+class RoundSetup:
+    """What a worker hands each of its hospitals for a round (shared by all)."""
+
+    model: nn.Module
+    strategy: Strategy
+    settings: LocalTraining
+    layout: UploadLayout
+    local_positions: Optional[np.ndarray]  # FedBN: positions each hospital keeps
+    dpsgd: Optional[DPSGDTrainer] = None
 
 
 class Hospital:
@@ -30,11 +44,12 @@ class Hospital:
         self, *, index: int, data: HospitalData, seed: int, pipeline: ClientPipeline,
         device: str = "cpu", ledger: Optional[PrivacyLedger] = None,
         party: Optional[PartyPlan] = None, secure_rng: bool = False,
-        self_sample_rate: Optional[float] = None,
+        self_sample_rate: Optional[float] = None, strategy_state: Optional[State] = None,
     ) -> None:
         """``self_sample_rate`` (distributed DP): the hospital puts its data into a
         round with this probability, by its own coin, and otherwise sends a zero update
-        with its noise share, so nobody else learns whether it was in."""
+        with its noise share, so nobody else learns whether it was in.
+        ``strategy_state``: the strategy's per-hospital state (SCAFFOLD's cᵢ, ...)."""
         self.index = index
         self.name = data.name
         self.num_train = data.num_train
@@ -50,11 +65,10 @@ class Hospital:
         self.pipeline = pipeline
         self.ledger, self.party = ledger, party
         self.self_sample_rate = self_sample_rate
+        self.strategy_state: State = dict(strategy_state or {})
 
-    def train(
-        self, model: nn.Module, global_vector: np.ndarray, *, weight: float,
-        settings: LocalTraining, strategy: Strategy, dpsgd: Optional[DPSGDTrainer] = None,
-    ) -> tuple[Optional[Update], HospitalReport]:
+    def train(self, setup: RoundSetup, broadcast: RoundBroadcast, *, weight: float
+              ) -> tuple[Optional[Update], HospitalReport]:
         """One round of local work: the update for the aggregator (None when the
         hospital's budget would be overspent) and the report for the driver."""
         steps = self.party.steps_per_round if self.party else 0
@@ -65,36 +79,81 @@ class Hospital:
         sampled = (self.self_sample_rate is None
                    or self._randomness.generator().random() < self.self_sample_rate)
         loss: Optional[float] = None
-        if not sampled:
-            delta = np.zeros_like(global_vector)  # zero contribution, same noise share
-        else:
-            load_flat(model, global_vector)
-            if dpsgd is not None and self.party is not None and self.ledger is not None:
-                loss = self._train_dpsgd(dpsgd)
-            else:
-                loss = train_local(
-                    model, self._x_train, self._y_train, settings=settings,
-                    generator=self._generator, strategy=strategy,
-                )
-                if self.ledger is not None:
-                    self.ledger.record(steps)  # one noisy release of the update
-            delta = flatten(model) - global_vector
+        if sampled:
+            loss, uploads = self._train_round(setup, broadcast)
+        else:  # a zero contribution, with the same noise share
+            uploads = {u.name: np.zeros(n) for u, n in
+                       zip(setup.strategy.uploads, setup.layout.sizes)}
         trained = time.perf_counter() - start
-        payload, encrypted, out_of_range = self.pipeline(delta, weight=weight,
-                                                         randomness=self._randomness)
+        vector = concat_uploads(setup.strategy, uploads)
+        payload, encrypted, out_of_range = self.pipeline(
+            vector, weight=setup.layout.coordinate_weights(weight), randomness=self._randomness)
         report = HospitalReport(
             self.index, loss, seconds={"train": trained, "encrypt": encrypted},
-            epsilon=None if self.ledger is None else self.ledger.epsilon, sampled=sampled,
-            values_clipped=out_of_range,
+            epsilon=self.epsilon, sampled=sampled, values_clipped=out_of_range,
         )
-        return Update(hospital=self.index, payload=payload, weight=weight), report
+        return Update(hospital=self.index, payload=payload), report
+
+    def _train_round(self, setup: RoundSetup, broadcast: RoundBroadcast
+                     ) -> tuple[float, State]:
+        model, strategy = setup.model, setup.strategy
+        self._load(model, broadcast.global_vector, setup.local_positions)
+        start_vector = flatten(model)
+        round_ = ClientRound(global_params=[p.detach().clone() for p in model.parameters()],
+                             broadcast=broadcast.extras, state=self.strategy_state)
+        if setup.dpsgd is not None and self.party is not None and self.ledger is not None:
+            loss = self._train_dpsgd(setup.dpsgd, strategy, round_)
+            steps = self.party.steps_per_round
+        else:
+            loss = train_local(model, self._x_train, self._y_train, settings=setup.settings,
+                               generator=self._generator, strategy=strategy, round_=round_)
+            steps = setup.settings.num_steps(self.num_train)
+            if self.ledger is not None:
+                self.ledger.record(self.party.steps_per_round if self.party else 0)
+        trained = flatten(model)
+        delta = (trained - start_vector).astype(np.float64)
+        if setup.local_positions is not None:  # FedBN: kept here, never uploaded
+            self.strategy_state["local"] = trained[setup.local_positions].copy()
+            delta[setup.local_positions] = 0.0
+        uploads = strategy.client_uploads(delta, round_, steps=steps, lr=setup.settings.lr,
+                                          num_trainable=num_trainable(model))
+        return loss, uploads
+
+    def _load(self, model: nn.Module, global_vector: np.ndarray,
+              local_positions: Optional[np.ndarray]) -> None:
+        if local_positions is None:
+            load_flat(model, global_vector)
+            return
+        vector = np.array(global_vector)
+        if "local" not in self.strategy_state:  # first round: start from the global init
+            self.strategy_state["local"] = vector[local_positions].copy()
+        vector[local_positions] = self.strategy_state["local"]
+        load_flat(model, vector)
 
     @property
     def epsilon(self) -> Optional[float]:
         """ε spent so far by this hospital's own ledger (local, DP-SGD)."""
         return None if self.ledger is None else self.ledger.epsilon
 
-    def _train_dpsgd(self, dpsgd: DPSGDTrainer) -> float:
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes as the hospital takes part: RNG streams, ledger,
+        strategy state. Data and settings are rebuilt from the config."""
+        return {
+            "generator": self._generator.get_state().numpy().copy(),
+            "randomness": self._randomness.state_dict(),
+            "ledger_steps": None if self.ledger is None else self.ledger.steps,
+            "strategy": {k: np.array(v) for k, v in self.strategy_state.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._generator.set_state(torch.as_tensor(state["generator"], dtype=torch.uint8))
+        self._randomness.load_state_dict(state["randomness"])
+        if self.ledger is not None:
+            self.ledger.steps = state["ledger_steps"]
+        self.strategy_state = {k: np.array(v) for k, v in state["strategy"].items()}
+
+    def _train_dpsgd(self, dpsgd: DPSGDTrainer, strategy: Strategy, round_: ClientRound
+                     ) -> float:
         from opacus.accountants import create_accountant
 
         assert self.party is not None and self.ledger is not None
@@ -106,7 +165,8 @@ class Hospital:
         loss = dpsgd.train(
             self._x_train, self._y_train, noise_multiplier=self.party.noise_multiplier,
             sample_rate=self.party.sample_rate, steps=self.party.steps_per_round,
-            generator=generator, accountant=accountant, secure_mode=self._randomness.secure,
+            generator=generator, accountant=accountant, strategy=strategy, round_=round_,
+            secure_mode=self._randomness.secure,
         )
         for sigma, rate, steps in accountant.history:
             if (sigma, rate) != (self.ledger.noise_multiplier, self.ledger.sample_rate):
@@ -114,6 +174,9 @@ class Hospital:
             self.ledger.record(steps)
         return loss
 
-    def evaluate(self, model: nn.Module, global_vector: np.ndarray) -> EvalStats:
-        load_flat(model, global_vector)
+    def evaluate(self, model: nn.Module, global_vector: np.ndarray,
+                 local_positions: Optional[np.ndarray] = None) -> EvalStats:
+        """The global model on this hospital's test split (with its own BatchNorm
+        under FedBN)."""
+        self._load(model, global_vector, local_positions)
         return evaluate_model(model, self._x_test, self._y_test)

@@ -46,18 +46,46 @@ def initial_parameters(
     return flatten(model)
 
 
+def _float_buffers(model: nn.Module) -> list[torch.Tensor]:
+    """BatchNorm's running statistics: state of the model, not parameters."""
+    return [b for b in model.buffers() if b.is_floating_point()]
+
+
+def _flat_tensors(model: nn.Module) -> list[torch.Tensor]:
+    return list(model.parameters()) + _float_buffers(model)
+
+
+def num_trainable(model: nn.Module) -> int:
+    """The flat vector's leading positions: parameters; the rest are float buffers."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def flatten(model: nn.Module) -> np.ndarray:
-    return nn.utils.parameters_to_vector(model.parameters()).detach().cpu().numpy().astype(
-        np.float32
-    )
+    """The whole model as one float32 vector: parameters, then float buffers (BatchNorm
+    running statistics), so a global model is complete and evaluates the same
+    whichever hospitals shared an actor."""
+    return torch.cat([t.detach().reshape(-1) for t in _flat_tensors(model)]).cpu().numpy() \
+        .astype(np.float32)
 
 
 def load_flat(model: nn.Module, vector: np.ndarray) -> None:
     """Copies a flat float32 vector into the model (the broadcast array stays read-only)."""
     device = next(model.parameters()).device
+    flat = torch.as_tensor(np.array(vector), device=device)
+    start = 0
     with torch.no_grad():
-        nn.utils.vector_to_parameters(torch.as_tensor(np.array(vector), device=device),
-                                      model.parameters())
+        for tensor in _flat_tensors(model):
+            tensor.copy_(flat[start:start + tensor.numel()].view_as(tensor))
+            start += tensor.numel()
+
+
+def flat_positions(model: nn.Module, belongs: Callable[[nn.Module], bool]) -> np.ndarray:
+    """A mask of the flat-vector positions held by modules for which ``belongs`` is true."""
+    owners: dict[int, bool] = {}
+    for module in model.modules():
+        for tensor in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
+            owners[id(tensor)] = belongs(module)
+    return np.concatenate([np.full(t.numel(), owners[id(t)]) for t in _flat_tensors(model)])
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

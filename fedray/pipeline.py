@@ -1,7 +1,7 @@
 """The update's path, written once.
 
-Hospital: delta -> clip -> noise -> weight -> encode (encrypt).
-Aggregator: validate -> sum -> decode -> divide by the arrived weight -> server rule.
+Hospital: uploads (named vectors, concatenated) -> clip -> noise -> weight -> encode.
+Aggregator: validate -> sum -> decode -> split -> average -> server rule (with state).
 
 Privacy plugs in as steps (:func:`client_pipeline` builds them from a privacy plan);
 encryption plugs in as the codec. The round loop never changes when they do.
@@ -20,6 +20,7 @@ from fedray.crypto import Codec, PlainCodec
 from fedray.privacy.mechanisms import add_gaussian_noise, clip_to_norm
 from fedray.privacy.randomness import Randomness
 from fedray.strategies import Strategy
+from fedray.strategies.base import State, split_uploads, upload_sizes
 
 VectorStep = Callable[[np.ndarray], np.ndarray]
 
@@ -32,14 +33,14 @@ def identity(vector: np.ndarray) -> np.ndarray:
 class Update:
     """What a hospital sends the aggregator: the mechanism's output and nothing else.
 
-    ``weight`` is a function of public quantities only (training-set sizes, or the
-    fixed 1/(qN) of central and distributed DP). Losses, ε, timings and counts are
-    the researcher's diagnostics: they travel in a :class:`HospitalReport` to the
-    driver, never on the aggregator's path."""
+    The payload was pre-scaled by the hospital's round weight, a function of public
+    quantities only (training-set sizes, or the fixed 1/(qN) of central and
+    distributed DP) that the aggregator gets from the orchestrator, not from the
+    hospital. Losses, ε, timings and counts are the researcher's diagnostics: they
+    travel in a :class:`HospitalReport` to the driver, never on the aggregator's path."""
 
     hospital: int
     payload: Any
-    weight: float
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ClientPipeline:
     noise_std: float = 0.0  # std of the Gaussian added after clipping, before weighting
     codec: Codec = field(default_factory=PlainCodec)
 
-    def __call__(self, delta: np.ndarray, *, weight: float, randomness: Randomness
+    def __call__(self, delta: np.ndarray, *, weight: Any, randomness: Randomness
                  ) -> tuple[Any, float, int]:
         """Returns the payload, the seconds spent encoding it and how many values the
         codec had to clip (a diagnostic that stays with the hospital's report)."""
@@ -83,7 +84,8 @@ class Rejection:
 
 @dataclass(frozen=True)
 class AggregateResult:
-    global_vector: Optional[np.ndarray]  # None in the report sent to the driver
+    broadcast: Optional["RoundBroadcast"]  # the next round's; None in the driver's report
+    server_state: Optional[State]  # the strategy's server state; None in the report
     accepted: tuple[int, ...]
     rejected: tuple[Rejection, ...]
     bytes_received: int
@@ -91,20 +93,63 @@ class AggregateResult:
     released: bool = True  # False: too few valid updates, nothing decrypted or released
 
 
+@dataclass(frozen=True)
+class RoundBroadcast:
+    """What every hospital receives for a round: the global model and the strategy's
+    extra vectors (SCAFFOLD's server control variate). One object in Ray's store."""
+
+    global_vector: np.ndarray
+    extras: State = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadLayout:
+    """How a strategy's named uploads sit in the one vector that is encrypted."""
+
+    strategy: Strategy
+    sizes: tuple[int, ...]
+    num_hospitals: int
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+    def coordinate_weights(self, weight: float) -> np.ndarray:
+        """A hospital's pre-scaling, per coordinate: its round weight on averaged
+        parts, 1/N on parts summed over all hospitals."""
+        return np.concatenate([
+            np.full(n, weight if u.average == "mean" else 1.0 / self.num_hospitals)
+            for u, n in zip(self.strategy.uploads, self.sizes)])
+
+    def means(self, summed: np.ndarray, denominator: float) -> State:
+        parts = split_uploads(self.strategy, summed, list(self.sizes))
+        return {u.name: parts[u.name] / denominator if u.average == "mean" else parts[u.name]
+                for u in self.strategy.uploads}
+
+
+def upload_layout(strategy: Strategy, model: Any, num_hospitals: int) -> UploadLayout:
+    from fedray.models import flatten, num_trainable  # torch: workers have it already
+
+    sizes = upload_sizes(strategy, size=flatten(model).shape[0],
+                         num_trainable=num_trainable(model))
+    return UploadLayout(strategy, tuple(sizes), num_hospitals)
+
+
 def aggregate(
-    updates: list[Update], *, global_vector: np.ndarray, codec: Codec, strategy: Strategy,
+    updates: list[Update], *, broadcast: RoundBroadcast, server_state: State,
+    weights: dict[int, float], layout: UploadLayout, codec: Codec,
     decode: Optional[Callable[[Any], np.ndarray]] = None,
     server_noise: Optional[VectorStep] = None, fixed_denominator: Optional[float] = None,
     min_accepted: int = 1,
 ) -> AggregateResult:
     """Validates, sums and applies the server rule. A bad update is rejected, never
-    averaged in. The mean divides by the weights that actually arrived, or by
-    ``fixed_denominator`` (central DP: a data-independent denominator), after
-    ``server_noise`` (central DP's noise on the sum) when given. Fewer than
+    averaged in. ``weights`` are the round's weights as the orchestrator assigned them
+    (never echoed by a hospital); averaged parts divide by the weights that actually
+    arrived, or by ``fixed_denominator`` (central and distributed DP: data-independent),
+    after ``server_noise`` (central DP's noise on the sum) when given. Fewer than
     ``min_accepted`` valid updates are not decrypted or released (distributed DP: the
     sum would carry too few noise shares); ``min_accepted=0`` with server noise
     releases a noised zero sum when nothing arrived (central DP never skips a round)."""
-    size = global_vector.shape[0]
     total, weight_sum, nbytes = None, 0.0, 0
     accepted: list[int] = []
     rejected: list[Rejection] = []
@@ -112,15 +157,19 @@ def aggregate(
     # Summing in hospital order makes the result independent of arrival order and of
     # how hospitals are spread over actors: same seed, same model.
     updates = sorted(updates, key=lambda u: u.hospital)
+    seen: set[int] = set()
     for update in updates:
-        reason = codec.validate(update.payload, size)
-        if reason is None and not (np.isfinite(update.weight) and update.weight > 0):
-            reason = f"weight {update.weight!r} is not a finite positive number"
+        reason = codec.validate(update.payload, layout.size)
+        if update.hospital not in weights:
+            reason = "was not asked to take part this round"
+        elif update.hospital in seen:
+            reason = "sent a second update this round"
         if reason is not None:
             rejected.append(Rejection(update.hospital, reason))
             continue
+        seen.add(update.hospital)
         total = codec.add(total, update.payload)
-        weight_sum += update.weight
+        weight_sum += weights[update.hospital]
         nbytes += codec.nbytes(update.payload)
         accepted.append(update.hospital)
     summed = time.perf_counter() - start
@@ -131,18 +180,20 @@ def aggregate(
                                          f"{min_accepted} the noise shares need; not released")
                             for h in accepted)
             accepted = []
-        return AggregateResult(global_vector, (), tuple(rejected), nbytes,
+        return AggregateResult(broadcast, server_state, (), tuple(rejected), nbytes,
                                {"aggregate": summed, "decrypt": 0.0}, released=False)
     start = time.perf_counter()
-    summed_update = (np.zeros(size) if total is None else (decode or codec.decode)(total))
+    summed_update = (np.zeros(layout.size) if total is None
+                     else (decode or codec.decode)(total))
     decoded = time.perf_counter() - start
     if server_noise is not None:
         summed_update = server_noise(summed_update)
-    mean_update = summed_update / (fixed_denominator or weight_sum)
-    new_global = strategy.server_update(global_vector, mean_update)
+    means = layout.means(summed_update, fixed_denominator or weight_sum)
+    strategy = layout.strategy
+    new_global, new_state = strategy.server_update(broadcast.global_vector, means, server_state)
     return AggregateResult(
-        new_global, tuple(accepted), tuple(rejected), nbytes,
-        {"aggregate": summed, "decrypt": decoded},
+        RoundBroadcast(new_global, strategy.broadcast(new_state)), new_state,
+        tuple(accepted), tuple(rejected), nbytes, {"aggregate": summed, "decrypt": decoded},
     )
 
 

@@ -13,6 +13,7 @@ from fedray.crypto.packing import MAX_CLIPPED_SHARE, clipped_share_bound, range_
 from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.models import build_model
 from fedray.privacy import PrivacyPlan, make_privacy_plan
+from fedray.strategies import build_strategy
 
 DEFAULT_PACKING_RANGE = 1.0  # without a noise scale to derive it from (none, dpsgd)
 
@@ -94,6 +95,8 @@ def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
     else:
         weights = largest_weights(federation.train_sizes,
                                   sample_size(count, config.fraction_per_round))
+    if any(u.average == "over_all" for u in build_strategy(config.strategy).uploads):
+        weights = [max(w, 1.0 / count) for w in weights]  # parts pre-scaled by 1/N
     if encryption.packing_range is None:
         value_range = range_for_noise(clip=privacy.clip, noise_stds=stds, weights=weights)
         return dataclasses.replace(

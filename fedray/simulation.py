@@ -22,12 +22,14 @@ from tqdm.auto import tqdm
 
 from fedray.config import ConfigError, SimulationConfig
 from fedray.evaluation import EvalStats
-from fedray.models import initial_parameters
+from fedray.models import build_model, initial_parameters, num_trainable
+from fedray.pipeline import RoundBroadcast
 from fedray.outputs import write_run
 from fedray.outputs.record import RunRecord, build_summary
 from fedray.planning import aggregation_weights, plan, sample_participants
 from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, make_randomness
 from fedray.runtime import actor_count, assign_hospitals, make_actors, ray_session, wait_ready
+from fedray.strategies import build_strategy
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,11 @@ def simulate(config: SimulationConfig) -> Result:
                                    seed=np.random.SeedSequence([config.seed, 0x5A3]))
         bar = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
                    disable=not config.progress, leave=False)
-        global_ref = ray.put(initial)  # one copy in the object store, read by every actor
+        strategy = build_strategy(config.strategy)
+        server_state = strategy.init_server_state(initial, federation_trainable(config,
+                                                                                federation))
+        # one copy in the object store, read by every actor
+        global_ref = ray.put(RoundBroadcast(initial, strategy.broadcast(server_state)))
         run_ledger = RunLedger(privacy) if privacy.enabled and not privacy.spec.per_hospital \
             else None
         pending: Optional[PendingRound] = None
@@ -145,7 +151,7 @@ def simulate(config: SimulationConfig) -> Result:
             if pending is not None:  # read the last round while this one trains
                 _collect(pending, record, run_ledger, bar)
             global_ref, report, reports = _aggregate_in_time(
-                config, privacy, training, global_ref, aggregator)
+                config, privacy, training, global_ref, aggregator, weights)
             due = round_ % config.eval_every == 0 or round_ == config.num_rounds
             evaluations = [a.evaluate.remote(global_ref) for a in actors] if due else None
             pending = PendingRound(round_, report, reports, evaluations)
@@ -153,7 +159,7 @@ def simulate(config: SimulationConfig) -> Result:
             record.log.add(round_, "global", "round", "seconds", time.perf_counter() - round_start)
         if pending is not None:
             _collect(pending, record, run_ledger, bar)
-        final_vector = ray.get(global_ref)
+        final_vector = ray.get(global_ref).global_vector
         loop_seconds = time.perf_counter() - loop_start
         bar.close()
         if privacy.spec.per_hospital:  # ε from the ledgers themselves, late batches included
@@ -169,6 +175,11 @@ def simulate(config: SimulationConfig) -> Result:
     if out is not None:
         write_run(out, metrics=metrics, summary=summary)
     return Result(summary=summary, metrics=metrics, global_vector=final_vector, output_dir=out)
+
+
+def federation_trainable(config: SimulationConfig, federation: Any) -> int:
+    return num_trainable(build_model(config.model, num_features=federation.num_features,
+                                     num_classes=federation.num_classes))
 
 
 def _participants(config: SimulationConfig, privacy: PrivacyPlan, sampling: Any,
@@ -202,7 +213,7 @@ def _dispatch_training(
 def _aggregate_in_time(
     config: SimulationConfig, privacy: PrivacyPlan,
     training: dict[ray.ObjectRef, tuple[ray.ObjectRef, int]], global_ref: ray.ObjectRef,
-    aggregator: Any,
+    aggregator: Any, weights: dict[int, float],
 ) -> tuple[ray.ObjectRef, Optional[ray.ObjectRef], list[ray.ObjectRef]]:
     """Hands whatever arrived before the timeout to the aggregator; returns the refs of
     the next global vector, of the aggregation report (None: round skipped, fewer than
@@ -218,7 +229,8 @@ def _aggregate_in_time(
     arrived = sum(training[ref][1] for ref in ready)
     if arrived < config.min_clients and not privacy.releases_every_round:
         return global_ref, None, reports
-    new_global, report = aggregator.aggregate.options(num_returns=2).remote(ready, global_ref)
+    new_global, report = aggregator.aggregate.options(num_returns=2).remote(
+        ready, global_ref, weights)
     return new_global, report, reports
 
 

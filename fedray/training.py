@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fedray.models import loss_fn
-from fedray.strategies.base import Strategy
+from fedray.strategies.base import ClientRound, Strategy
 
 
 @dataclass(frozen=True)
@@ -47,19 +47,24 @@ def batch_indices(
 
 def train_local(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, settings: LocalTraining,
-    generator: torch.Generator, strategy: Strategy,
+    generator: torch.Generator, strategy: Strategy, round_: Optional[ClientRound] = None,
 ) -> float:
-    """Runs SGD in place on ``model``; returns the mean training loss over the steps."""
+    """Runs SGD in place on ``model``, each gradient plus the strategy's
+    data-independent terms; returns the mean training loss over the steps."""
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    global_params = [p.detach().clone() for p in params]
+    params = list(model.parameters())
+    if round_ is None:  # a strategy without round state (FedAvg)
+        round_ = ClientRound([p.detach().clone() for p in params], {}, {})
     total, steps = 0.0, settings.num_steps(len(y))
     for batch in batch_indices(
         len(y), batch_size=settings.batch_size, num_steps=steps, generator=generator
     ):
         batch = batch.to(x.device)
         loss = loss_fn(model(x[batch]), y[batch])
-        grads = torch.autograd.grad(strategy.local_loss(loss, model, global_params), params)
+        grads = torch.autograd.grad(loss, params)
+        extra = strategy.gradient_terms(params, round_)
+        if extra is not None:
+            grads = tuple(g + e for g, e in zip(grads, extra))
         sgd_step(params, grads, lr=settings.lr)
         total += float(loss.detach())
     return total / max(steps, 1)

@@ -1,6 +1,14 @@
 import logging
+import os
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (derandomised): a case hypothesis finds
+# locally becomes an @example and a fix, never a failure that comes and goes.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from fedray.crypto import PackedCKKSCodec
 from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.crypto.packing import Layout
 from fedray.data.base import HospitalData
-from fedray.hospital import Hospital
+from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, initial_parameters
-from fedray.pipeline import client_pipeline
+from fedray.pipeline import RoundBroadcast, client_pipeline, upload_layout
 from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.runtime.actors import AggregatorWorker
@@ -45,9 +45,16 @@ def _hospital(*, noise_std=0.5, codec=None, **kwargs):
     return Hospital(index=3, data=_data(), seed=7, pipeline=pipeline, **kwargs)
 
 
+def _setup(model=None, dpsgd=None, strategy=None):
+    model = model or _model()
+    strategy = strategy or FedAvg()
+    return RoundSetup(model=model, strategy=strategy, settings=SETTINGS,
+                      layout=upload_layout(strategy, model, 4),
+                      local_positions=strategy.local_positions(model), dpsgd=dpsgd)
+
+
 def _train(hospital, model=None, dpsgd=None):
-    return hospital.train(model or _model(), _global(), weight=0.25, settings=SETTINGS,
-                          strategy=FedAvg(), dpsgd=dpsgd)
+    return hospital.train(_setup(model, dpsgd), RoundBroadcast(_global()), weight=0.25)
 
 
 def _plaintext_scalars(obj, seen=None):
@@ -67,12 +74,12 @@ def _plaintext_scalars(obj, seen=None):
     return _plaintext_scalars(vars(obj), seen)
 
 
-def test_the_update_carries_no_diagnostics_only_the_payload_and_public_weight():
+def test_the_update_carries_no_diagnostics_only_the_sender_and_payload():
     update, report = _train(_hospital())
     assert report.train_loss is not None and report.seconds["train"] > 0
     wire = pickle.dumps(update)  # what the aggregator receives
     assert pickle.dumps(report.train_loss)[-9:-1] not in wire  # the loss's 8 float bytes
-    assert sorted(map(str, _plaintext_scalars(pickle.loads(wire)))) == ["0.25", "3"]
+    assert sorted(map(str, _plaintext_scalars(pickle.loads(wire)))) == ["3"]  # the sender
 
 
 def test_packed_ciphertexts_carry_no_clipped_count():
@@ -83,9 +90,9 @@ def test_packed_ciphertexts_carry_no_clipped_count():
     assert report.values_clipped > 0  # the hospital knows, in its report to the driver
     scalars = _plaintext_scalars(pickle.loads(pickle.dumps(update)))
     size = _global().size  # 6 values packed two to a slot: 3 slots
-    # hospital, weight; packed: values, summands; ciphertexts: fingerprint, slots
+    # hospital; packed: values, summands; ciphertexts: fingerprint, slots
     assert sorted(map(str, scalars)) == sorted(
-        ["3", "0.25", str(size), "1", keys.fingerprint, str(-(-size // 2))])
+        ["3", str(size), "1", keys.fingerprint, str(-(-size // 2))])
 
 
 def test_seeded_noise_repeats_and_secure_noise_does_not():
@@ -132,6 +139,7 @@ def test_central_server_noise_is_seeded_or_from_the_os(secure):
                        parties={RUN: PartyPlan(1.0, 0.5, 1)}, uniform_weight=0.5,
                        secure_rng=secure)
     config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.0))
-    noises = [AggregatorWorker(config, plan, 4).server_noise(np.zeros(6)) for _ in range(2)]
+    noises = [AggregatorWorker(config, plan, 4, num_features=FEATURES).server_noise(np.zeros(6))
+              for _ in range(2)]
     assert np.array_equal(*noises) != secure
     assert np.count_nonzero(noises[0]) == 6

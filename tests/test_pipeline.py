@@ -2,35 +2,45 @@ import numpy as np
 import pytest
 
 from fedray.crypto import PlainCodec
-from fedray.pipeline import ClientPipeline, Update, aggregate
+from fedray.pipeline import ClientPipeline, RoundBroadcast, Update, UploadLayout, aggregate
 from fedray.privacy import make_randomness
 from fedray.strategies import FedAvg
 
 SEEDED = make_randomness(secure=False, seed=np.random.SeedSequence(0))
 
 
+WEIGHTS = {0: 0.75, 1: 0.25, 2: 0.25, 3: 1.0, 7: 0.5}
+
+
 def _update(hospital, vector, weight):
     payload, _, _ = ClientPipeline()(np.asarray(vector, np.float32), weight=weight,
                                      randomness=SEEDED)
-    return Update(hospital=hospital, payload=payload, weight=weight)
+    return Update(hospital=hospital, payload=payload)
 
 
-def _aggregate(updates, size=3, server_lr=1.0):
-    return aggregate(updates, global_vector=np.zeros(size, np.float32), codec=PlainCodec(),
-                     strategy=FedAvg(server_lr=server_lr))
+def _aggregate(updates, size=3, server_lr=1.0, weights=None, start=None, **options):
+    start = np.zeros(size, np.float32) if start is None else start
+    result = aggregate(updates, broadcast=RoundBroadcast(start), server_state={},
+                       weights=weights or WEIGHTS,
+                       layout=UploadLayout(FedAvg(server_lr=server_lr), (size,), 8),
+                       codec=PlainCodec(), **options)
+    vector = None if result.broadcast is None else result.broadcast.global_vector
+    return result, vector
 
 
 def test_weighted_mean_of_updates():
-    result = _aggregate([_update(0, [1, 2, 3], 0.75), _update(1, [5, 6, 7], 0.25)])
-    assert np.allclose(result.global_vector, [2, 3, 4])
+    result, vector = _aggregate([_update(0, [1, 2, 3], 0.75), _update(1, [5, 6, 7], 0.25)])
+    assert np.allclose(vector, [2, 3, 4])
     assert result.accepted == (0, 1) and result.rejected == ()
     assert result.bytes_received == 2 * 3 * 4
 
 
 def test_mean_is_over_the_weights_that_arrived():
     # hospital 1 (weight 0.5) dropped out: the mean renormalises, it does not shrink
-    result = _aggregate([_update(0, [2, 2, 2], 0.25), _update(2, [4, 4, 4], 0.25)])
-    assert np.allclose(result.global_vector, [3, 3, 3])
+    weights = {0: 0.25, 1: 0.5, 2: 0.25}
+    _, vector = _aggregate([_update(0, [2, 2, 2], 0.25), _update(2, [4, 4, 4], 0.25)],
+                           weights=weights)
+    assert np.allclose(vector, [3, 3, 3])
 
 
 @pytest.mark.parametrize(
@@ -45,25 +55,28 @@ def test_mean_is_over_the_weights_that_arrived():
 )
 def test_bad_update_is_rejected_and_reported_not_averaged(payload, reason):
     good = _update(0, [1, 1, 1], 0.5)
-    bad = Update(hospital=7, payload=payload, weight=0.5)
-    result = _aggregate([good, bad])
-    assert np.allclose(result.global_vector, [1, 1, 1])
+    bad = Update(hospital=7, payload=payload)
+    result, vector = _aggregate([good, bad], weights={0: 0.5, 7: 0.5})
+    assert np.allclose(vector, [1, 1, 1])
     assert result.accepted == (0,)
     assert [r.hospital for r in result.rejected] == [7]
     assert reason in result.rejected[0].reason
 
 
-def test_nonpositive_weight_is_rejected():
-    result = _aggregate([_update(0, [1, 1, 1], 1.0),
-                         Update(3, np.ones(3, np.float32), -1.0)])
-    assert [r.hospital for r in result.rejected] == [3]
+def test_an_uninvited_or_repeated_sender_is_rejected():
+    # the aggregator weighs by the orchestrator's weights, never by anything a hospital
+    # sends: a hospital that was not asked, or that sends twice, is not averaged in
+    result, vector = _aggregate([_update(0, [1, 1, 1], 1.0), _update(0, [9, 9, 9], 1.0),
+                                 _update(5, [9, 9, 9], 1.0)], weights={0: 1.0})
+    assert np.allclose(vector, [1, 1, 1])
+    assert sorted(r.reason for r in result.rejected) == [
+        "sent a second update this round", "was not asked to take part this round"]
 
 
 def test_nothing_valid_leaves_global_unchanged():
-    bad = Update(1, np.full(3, np.nan, np.float32), 1.0)
-    result = aggregate([bad], global_vector=np.ones(3, np.float32), codec=PlainCodec(),
-                       strategy=FedAvg())
-    assert np.array_equal(result.global_vector, np.ones(3))
+    bad = Update(1, np.full(3, np.nan, np.float32))
+    result, vector = _aggregate([bad], start=np.ones(3, np.float32))
+    assert np.array_equal(vector, np.ones(3)) and not result.released
     assert result.accepted == ()
 
 
@@ -78,22 +91,20 @@ def test_client_pipeline_clips_then_noises_then_weights():
 
 
 def test_server_lr_scales_the_step():
-    result = _aggregate([_update(0, [2, 2, 2], 1.0)], server_lr=0.5)
-    assert np.allclose(result.global_vector, [1, 1, 1])
+    _, vector = _aggregate([_update(0, [2, 2, 2], 1.0)], server_lr=0.5, weights={0: 1.0})
+    assert np.allclose(vector, [1, 1, 1])
 
 
 def test_central_dp_releases_a_noised_zero_sum_when_nothing_arrived():
     noise = np.array([0.5, -0.25, 1.0])
-    result = aggregate([], global_vector=np.zeros(3, np.float32), codec=PlainCodec(),
-                       strategy=FedAvg(), server_noise=lambda total: total + noise,
-                       fixed_denominator=1.0, min_accepted=0)
+    result, vector = _aggregate([], server_noise=lambda total: total + noise,
+                                fixed_denominator=1.0, min_accepted=0)
     assert result.released and result.accepted == ()
-    assert np.allclose(result.global_vector, noise)  # the release is noise, not the old model
+    assert np.allclose(vector, noise)  # the release is noise, not the old model
 
 
 def test_too_few_shares_are_withheld_and_say_so():
-    result = aggregate([_update(0, [1, 1, 1], 0.5)], global_vector=np.zeros(3, np.float32),
-                       codec=PlainCodec(), strategy=FedAvg(), min_accepted=2)
+    result, vector = _aggregate([_update(0, [1, 1, 1], 0.5)], min_accepted=2)
     assert not result.released and result.accepted == ()
-    assert np.array_equal(result.global_vector, np.zeros(3))
+    assert np.array_equal(vector, np.zeros(3))
     assert "fewer than the 2 the noise shares need" in result.rejected[0].reason

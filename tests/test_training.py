@@ -56,3 +56,17 @@ def test_flat_vector_round_trip_and_seeded_init():
     readonly.setflags(write=False)  # as a ray.get array arrives
     load_flat(model, readonly)
     assert np.array_equal(flatten(model), vec)
+
+
+def test_batchnorm_running_statistics_are_part_of_the_flat_vector():
+    config = ModelConfig(name="mlp", hidden=4, batchnorm=True)
+    model = build_model(config, num_features=3, num_classes=2)
+    model.train()
+    model(torch.randn(16, 3) * 5 + 2)  # a forward pass in train mode moves the running stats
+    vector = flatten(model)
+    fresh = build_model(config, num_features=3, num_classes=2)
+    load_flat(fresh, vector)
+    bn, fresh_bn = model[1], fresh[1]
+    assert torch.equal(bn.running_mean, fresh_bn.running_mean)
+    assert torch.equal(bn.running_var, fresh_bn.running_var)
+    assert not torch.allclose(fresh_bn.running_mean, torch.zeros(4))

@@ -8,6 +8,8 @@ from typing import Optional
 
 import numpy as np
 
+from fedray.data.shift import NO_SHIFT, FeatureShift
+
 
 @dataclass(frozen=True)
 class RecordTable:
@@ -83,7 +85,8 @@ def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
 
 @dataclass(frozen=True)
 class HospitalPlan:
-    """Which records one hospital holds: row numbers into the dataset's table.
+    """Which records one hospital holds: row numbers into the dataset's table, and the
+    feature shift its "scanner" applies (drawn where it is built, from ``index``).
 
     Plans are what the driver computes and sends; records stay where they are read.
     """
@@ -92,14 +95,20 @@ class HospitalPlan:
     name: str
     train_rows: np.ndarray
     test_rows: np.ndarray
+    shift: FeatureShift = NO_SHIFT
 
 
-def plan_hospital(table: RecordTable, rows: np.ndarray, *, index: int, name: str) -> HospitalPlan:
+def plan_hospital(
+    table: RecordTable, rows: np.ndarray, *, index: int, name: str,
+    shift: FeatureShift = NO_SHIFT,
+) -> HospitalPlan:
     rows = np.asarray(rows)
     train, test = stratified_split(
         table.labels[rows], train_fraction=table.train_fraction, seed=table.split_seed
     )
-    return HospitalPlan(index=index, name=name, train_rows=rows[train], test_rows=rows[test])
+    return HospitalPlan(
+        index=index, name=name, train_rows=rows[train], test_rows=rows[test], shift=shift
+    )
 
 
 def build_hospital(table: RecordTable, plan: HospitalPlan) -> HospitalData:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from fedray.models import loss_fn
+from fedray.strategies.base import ClientRound, Strategy
 
 
 class DPSGDTrainer:
@@ -25,16 +26,23 @@ class DPSGDTrainer:
 
     def train(
         self, x: torch.Tensor, y: torch.Tensor, *, noise_multiplier: float, sample_rate: float,
-        steps: int, generator: torch.Generator, accountant: object, secure_mode: bool = False,
+        steps: int, generator: torch.Generator, accountant: object, strategy: Strategy,
+        round_: ClientRound, secure_mode: bool = False,
     ) -> float:
-        """Runs ``steps`` DP-SGD steps in place; the accountant records each one."""
+        """Runs ``steps`` DP-SGD steps in place; the accountant records each one. The
+        strategy's gradient terms (FedProx, SCAFFOLD) are added after Opacus has
+        clipped and noised the per-sample gradients: they depend on no record."""
         from opacus.optimizers import DPOptimizer
 
         self.model.train()
+        params = list(self.model.parameters())
         optimizer = DPOptimizer(
-            torch.optim.SGD(self.model.parameters(), lr=self.lr),
+            torch.optim.SGD(params, lr=self.lr),
             noise_multiplier=noise_multiplier, max_grad_norm=self.clip,
-            expected_batch_size=self.batch_size, generator=generator, secure_mode=secure_mode,
+            # the mean's denominator is q·n: the batch size, or the whole hospital when
+            # q is capped at 1 for a hospital smaller than a batch
+            expected_batch_size=max(1, round(sample_rate * len(y))), generator=generator,
+            secure_mode=secure_mode,
         )
         optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
         losses = []
@@ -46,7 +54,13 @@ class DPSGDTrainer:
                 warnings.simplefilter("ignore")
                 loss = loss_fn(self.model(x[batch]), y[batch])
                 loss.backward()
-            optimizer.step()
+                if not optimizer.pre_step():  # clip, noise, average (Opacus)
+                    continue
+            extra = strategy.gradient_terms(params, round_)
+            if extra is not None:
+                for p, term in zip(params, extra):
+                    p.grad = p.grad + term
+            optimizer.original_optimizer.step()
             if len(batch):
                 losses.append(float(loss.detach()))
         return sum(losses) / max(len(losses), 1)

@@ -6,8 +6,12 @@ import numpy as np
 
 
 def clip_to_norm(vector: np.ndarray, clip: float) -> np.ndarray:
-    """Scales ``vector`` down to L2 norm ``clip`` if it is longer (never up)."""
-    norm = float(np.linalg.norm(vector))
+    """Scales ``vector`` down to L2 norm ``clip`` if it is longer (never up).
+
+    The norm is computed and compared in float64, whatever the vector's dtype: a
+    float32 vector exactly at the bound in float32 may lie just above it in float64,
+    and is then scaled by 1 − 1e-8 or so (one rounding of its dtype)."""
+    norm = float(np.linalg.norm(np.asarray(vector, dtype=np.float64)))
     if norm <= clip:
         return vector
     return (vector * (clip / norm)).astype(vector.dtype)

@@ -29,6 +29,10 @@ class Randomness(Protocol):
     def torch_seed(self) -> Optional[int]:
         """A fresh seed for a torch generator (secure), or None (keep the seeded one)."""
 
+    def state_dict(self) -> Optional[dict]: ...
+
+    def load_state_dict(self, state: Optional[dict]) -> None: ...
+
 
 class SeededRandomness:
     """One reproducible stream."""
@@ -44,6 +48,13 @@ class SeededRandomness:
     def torch_seed(self) -> Optional[int]:
         return None
 
+    def state_dict(self) -> Optional[dict]:
+        return self._generator.bit_generator.state
+
+    def load_state_dict(self, state: Optional[dict]) -> None:
+        if state is not None:
+            self._generator.bit_generator.state = state
+
 
 class SystemRandomness:
     """A new OS-seeded generator for every draw; nothing to save or regenerate."""
@@ -55,6 +66,12 @@ class SystemRandomness:
 
     def torch_seed(self) -> Optional[int]:
         return int.from_bytes(os.urandom(8), "little") >> 1  # torch seeds are < 2^63
+
+    def state_dict(self) -> Optional[dict]:
+        return None  # nothing to save: that is the point
+
+    def load_state_dict(self, state: Optional[dict]) -> None:
+        pass
 
 
 def make_randomness(*, secure: bool, seed: np.random.SeedSequence) -> Randomness:

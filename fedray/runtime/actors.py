@@ -13,10 +13,11 @@ import torch
 from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
 from fedray.data import FederationPlan, HospitalPlan, build_hospitals
-from fedray.hospital import Hospital
-from fedray.models import build_model
+from fedray.hospital import Hospital, RoundSetup
+from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import (
-    AggregateResult, HospitalReport, Rejection, Update, aggregate, client_pipeline,
+    AggregateResult, HospitalReport, Rejection, RoundBroadcast, Update, aggregate,
+    client_pipeline, upload_layout,
 )
 from fedray.privacy import RUN, PrivacyPlan, add_gaussian_noise, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
@@ -39,6 +40,20 @@ class HospitalWorker:
         torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
         use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
         self.device = "cuda" if use_gpu else "cpu"
+        model = build_model(
+            config.model, num_features=num_features, num_classes=num_classes
+        ).to(self.device)
+        strategy = build_strategy(config.strategy)
+        layout = upload_layout(strategy, model, num_hospitals)
+        initial = flatten(model)
+        self.setup = RoundSetup(
+            model=model, strategy=strategy, layout=layout,
+            settings=LocalTraining(epochs=config.local_epochs, steps=config.local_steps,
+                                   batch_size=config.batch_size, lr=config.lr),
+            local_positions=strategy.local_positions(model),
+            dpsgd=(DPSGDTrainer(model, clip=privacy.clip, batch_size=config.batch_size,
+                                lr=config.lr) if privacy.mode == "dpsgd" else None),
+        )
         datasets = build_hospitals(config.dataset, plans, seed=config.seed)
         codec = make_codec(context, config.encryption, num_hospitals)
         self.hospitals = {
@@ -47,57 +62,54 @@ class HospitalWorker:
                 pipeline=client_pipeline(privacy.mode, clip=privacy.clip,
                                          noise_std=privacy.client_noise_std(plan.index),
                                          codec=codec),
-                secure_rng=privacy.secure_rng, **_privacy_state(privacy, plan.index),
+                secure_rng=privacy.secure_rng,
+                strategy_state=strategy.init_client_state(initial, num_trainable(model)),
+                **_privacy_state(privacy, plan.index),
             )
             for plan, data in zip(plans, datasets)
         }
-        self.model = build_model(
-            config.model, num_features=num_features, num_classes=num_classes
-        ).to(self.device)
-        self.strategy = build_strategy(config.strategy)
-        self.dpsgd = (
-            DPSGDTrainer(self.model, clip=privacy.clip, batch_size=config.batch_size,
-                         lr=config.lr)
-            if privacy.mode == "dpsgd" else None
-        )
-        self.settings = LocalTraining(
-            epochs=config.local_epochs, steps=config.local_steps,
-            batch_size=config.batch_size, lr=config.lr,
-        )
 
     def ready(self) -> str:
         return self.device
 
-    def train(self, global_vector: np.ndarray, weights: dict[int, float]
+    def train(self, broadcast: RoundBroadcast, weights: dict[int, float]
               ) -> tuple[list[Update], list[HospitalReport]]:
         """Call with ``num_returns=2``: the updates go to the aggregator by reference,
         the reports (diagnostics) to the driver; neither sees the other's part."""
         updates, reports = [], []
         for i, w in weights.items():
-            update, report = self.hospitals[i].train(
-                self.model, global_vector, weight=w, settings=self.settings,
-                strategy=self.strategy, dpsgd=self.dpsgd,
-            )
+            update, report = self.hospitals[i].train(self.setup, broadcast, weight=w)
             if update is not None:
                 updates.append(update)
             reports.append(report)
         return updates, reports
+
+    def evaluate(self, broadcast: RoundBroadcast) -> dict[int, Any]:
+        return {i: h.evaluate(self.setup.model, broadcast.global_vector,
+                              self.setup.local_positions)
+                for i, h in self.hospitals.items()}
 
     def epsilon_spent(self) -> dict[int, Optional[float]]:
         """Each hosted hospital's ε from its own ledger, read at the end of a run (it
         counts late batches too, which the round reports may have missed)."""
         return {i: h.epsilon for i, h in self.hospitals.items()}
 
-    def evaluate(self, global_vector: np.ndarray) -> dict[int, Any]:
-        return {i: h.evaluate(self.model, global_vector) for i, h in self.hospitals.items()}
+    def state_dict(self) -> dict[int, dict[str, Any]]:
+        return {i: h.state_dict() for i, h in self.hospitals.items()}
+
+    def load_state_dict(self, states: dict[int, dict[str, Any]]) -> None:
+        for i, state in states.items():
+            self.hospitals[i].load_state_dict(state)
 
 
 class AggregatorWorker:
-    """Receives the hospitals' update batches and aggregates them; holds no data."""
+    """Receives the hospitals' update batches and aggregates them; holds no data. It
+    holds the strategy's server state (control variates, optimiser moments)."""
 
     def __init__(
         self, config: SimulationConfig, privacy: PrivacyPlan, num_hospitals: int,
-        public_context: Optional[tuple[bytes, str]] = None, decryptor: Any = None,
+        public_context: Optional[tuple[bytes, str]] = None, decryptor: Any = None, *,
+        num_features: int = 13, num_classes: int = 2,
     ) -> None:
         """With encryption the aggregator gets the public context only: it can check and
         add ciphertexts, and asks the decryptor (a hospital's role) for the sum."""
@@ -107,9 +119,13 @@ class AggregatorWorker:
             if self.codec.can_decrypt:  # a trust boundary, so never an assert (-O drops those)
                 raise PermissionError("the aggregator was given a secret key; refusing to run")
             self.decode = lambda total: ray.get(decryptor.decrypt.remote(self.codec.seal(total)))
-        self.strategy = build_strategy(config.strategy)
+        strategy = build_strategy(config.strategy)
+        model = build_model(config.model, num_features=num_features, num_classes=num_classes)
+        self.layout = upload_layout(strategy, model, num_hospitals)
+        self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
         self.min_accepted = 0 if privacy.releases_every_round else privacy.min_shares
         self.server_noise, self.fixed_denominator = None, None
+        self._noise_randomness: Optional[Any] = None
         if privacy.mode == "central":
             # DP-FedAvg: every update is clipped to C and weighted 1/(qN), so one hospital
             # moves the sum by at most C/(qN); the noise is σ times that sensitivity.
@@ -117,19 +133,21 @@ class AggregatorWorker:
             std = party.noise_multiplier * privacy.clip * privacy.uniform_weight
             randomness = make_randomness(secure=privacy.secure_rng,
                                          seed=np.random.SeedSequence([config.seed, 0xCE17]))
+            self._noise_randomness = randomness
             self.server_noise = lambda total: add_gaussian_noise(
                 total, std, randomness.generator(), secure=randomness.secure)
         if privacy.mode in ("central", "distributed"):
             self.fixed_denominator = 1.0  # weights sum to 1 in expectation, not per round
 
-    def aggregate(self, batches: list[ray.ObjectRef], global_vector: np.ndarray
-                  ) -> tuple[np.ndarray, AggregateResult]:
+    def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
+                  weights: dict[int, float]) -> tuple[RoundBroadcast, AggregateResult]:
         """``batches`` are the refs of hospital-actor results (a list inside the argument
         stays unresolved), so the updates travel actor to aggregator, not via the driver.
+        ``weights`` are the round's weights from the orchestrator.
 
-        Returns the next global vector and the report separately (call with
-        ``num_returns=2``): the vector goes on to the next round's training by
-        reference, the report (without the vector) to the driver."""
+        Returns the next broadcast and the report separately (call with
+        ``num_returns=2``): the broadcast goes on to the next round's training by
+        reference, the report (without model or state) to the driver."""
         updates: list[Update] = []
         failed: list[Rejection] = []
         start = time.perf_counter()
@@ -139,16 +157,29 @@ class AggregatorWorker:
             except ray.exceptions.RayError as err:  # a crashed actor or hospital
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
-        result = aggregate(updates, global_vector=global_vector, codec=self.codec,
-                           strategy=self.strategy, decode=self.decode,
-                           server_noise=self.server_noise,
+        result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
+                           weights=weights, layout=self.layout, codec=self.codec,
+                           decode=self.decode, server_noise=self.server_noise,
                            fixed_denominator=self.fixed_denominator,
                            min_accepted=self.min_accepted)
+        assert result.server_state is not None and result.broadcast is not None
+        self.server_state = result.server_state
         report = dataclasses.replace(
-            result, global_vector=None, rejected=result.rejected + tuple(failed),
+            result, broadcast=None, server_state=None,
+            rejected=result.rejected + tuple(failed),
             seconds={**result.seconds, "receive": received},
         )
-        return result.global_vector, report
+        return result.broadcast, report
+
+    def state_dict(self) -> dict[str, Any]:
+        noise = self._noise_randomness
+        return {"strategy": {k: np.array(v) for k, v in self.server_state.items()},
+                "noise": None if noise is None else noise.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.server_state = {k: np.array(v) for k, v in state["strategy"].items()}
+        if self._noise_randomness is not None:
+            self._noise_randomness.load_state_dict(state["noise"])
 
 
 def make_actors(
@@ -176,7 +207,9 @@ def make_actors(
         )
         for indices in assignment
     ]
-    aggregator = aggregator_actor.remote(config, privacy, len(plan.hospitals), public, decryptor)
+    aggregator = aggregator_actor.remote(config, privacy, len(plan.hospitals), public, decryptor,
+                                         num_features=plan.num_features,
+                                         num_classes=plan.num_classes)
     return hospitals, aggregator
 
 

@@ -1,17 +1,35 @@
-"""Strategy registry: config name -> constructor."""
+"""Strategy registry: config name -> constructor (docs/strategies.md)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from fedray.config import StrategyConfig
-from fedray.strategies.base import Strategy
+from fedray.strategies.base import ClientRound, State, Strategy, Upload
 from fedray.strategies.fedavg import FedAvg
+from fedray.strategies.fedbn import FedBN
+from fedray.strategies.fedopt import FedAdagrad, FedAdam, FedYogi
+from fedray.strategies.fedprox import FedProx
+from fedray.strategies.scaffold import Scaffold
 
-__all__ = ["FedAvg", "STRATEGIES", "Strategy", "build_strategy"]
+__all__ = [
+    "ClientRound", "FedAdagrad", "FedAdam", "FedAvg", "FedBN", "FedProx", "FedYogi",
+    "STRATEGIES", "Scaffold", "State", "Strategy", "Upload", "build_strategy",
+]
+
+
+def _fedopt(cls: type) -> Callable[[StrategyConfig], Strategy]:
+    return lambda c: cls(server_lr=c.server_lr, beta1=c.beta1, beta2=c.beta2, tau=c.tau)
+
 
 STRATEGIES: dict[str, Callable[[StrategyConfig], Strategy]] = {
-    "fedavg": lambda config: FedAvg(server_lr=config.server_lr),
+    "fedavg": lambda c: FedAvg(server_lr=c.server_lr),
+    "fedprox": lambda c: FedProx(mu=c.mu, server_lr=c.server_lr),
+    "scaffold": lambda c: Scaffold(server_lr=c.server_lr),
+    "fedadam": _fedopt(FedAdam),
+    "fedyogi": _fedopt(FedYogi),
+    "fedadagrad": _fedopt(FedAdagrad),
+    "fedbn": lambda c: FedBN(server_lr=c.server_lr),
 }
 
 

@@ -1,26 +1,104 @@
-"""The strategy interface: a client hook (how a hospital trains) and a server rule
-(how the averaged update becomes the next global model)."""
+"""The strategy contract: what the server broadcasts, how a hospital trains and what
+it uploads, how uploads are averaged, and the server rule with its own state.
+
+State is explicit: the server's (control variates, optimiser moments) is a dict of
+arrays the aggregator holds and passes back in; a hospital's (its control variate,
+its own BatchNorm layers) is a dict of arrays the hospital holds. Neither lives in
+the strategy object, so saving a run is saving those dicts (``state_dict``).
+
+Every uploaded vector rides the same privacy and encryption pipeline: a hospital's
+named uploads are concatenated, clipped together, noised, weighted and encrypted as
+one vector, and split again after the secure sum.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
+State = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One named vector a hospital sends.
+
+    ``mean``: the weighted mean over the hospitals that arrived (FedAvg's size
+    weights, or privacy's fixed weights). ``over_all``: the sum over arrivals divided
+    by the number of hospitals N, whoever was sampled (SCAFFOLD's control variates).
+    """
+
+    name: str
+    average: str = "mean"  # "mean" | "over_all"
+    size: str = "model"  # "model": the whole flat vector; "trainable": parameters only
+
+
+MODEL_UPLOAD = (Upload("model"),)
+
+
+@dataclass
+class ClientRound:
+    """What a hospital's local training sees of the strategy in one round."""
+
+    global_params: list[torch.Tensor]  # the broadcast model's trainable parameters
+    broadcast: State  # extra server vectors (SCAFFOLD's c)
+    state: State  # this hospital's own strategy state, updated in place
+    cache: dict = field(default_factory=dict)  # per-round tensors a hook builds once
+
 
 class Strategy(ABC):
-    """FedProx, SCAFFOLD and FedOpt fill the same two hooks."""
-
     name: str = "base"
+    uploads: tuple[Upload, ...] = MODEL_UPLOAD
+    federated: bool = True  # False: `local` and `pooled` reference runs
 
-    def local_loss(
-        self, loss: torch.Tensor, model: nn.Module, global_params: list[torch.Tensor]
-    ) -> torch.Tensor:
-        """Client hook: the objective a hospital minimises (default: its plain loss)."""
-        return loss
+    # ---- server ----
+    def init_server_state(self, global_vector: np.ndarray, num_trainable: int) -> State:
+        return {}
+
+    def broadcast(self, server_state: State) -> State:
+        """Vectors every hospital needs besides the global model."""
+        return {}
 
     @abstractmethod
-    def server_update(self, global_vector: np.ndarray, mean_update: np.ndarray) -> np.ndarray:
-        """Server rule: the next global vector from the weighted mean of the updates."""
+    def server_update(self, global_vector: np.ndarray, means: State, server_state: State
+                      ) -> tuple[np.ndarray, State]:
+        """The next global vector and server state from the averaged uploads."""
+
+    # ---- client ----
+    def init_client_state(self, global_vector: np.ndarray, num_trainable: int) -> State:
+        return {}
+
+    def gradient_terms(self, params: list[torch.Tensor], round_: ClientRound
+                       ) -> Optional[list[torch.Tensor]]:
+        """Data-independent terms added to each step's gradient (FedProx's proximal
+        pull, SCAFFOLD's correction). Added after DP-SGD's clip and noise: they touch
+        no record, so they are post-processing and cost no privacy."""
+        return None
+
+    def client_uploads(self, delta: np.ndarray, round_: ClientRound, *, steps: int, lr: float,
+                       num_trainable: int) -> State:
+        """The named vectors to upload, from the model's change this round."""
+        return {"model": delta}
+
+    def local_positions(self, model: nn.Module) -> Optional[np.ndarray]:
+        """Flat-vector positions each hospital keeps for itself (FedBN), or None."""
+        return None
+
+
+def upload_sizes(strategy: Strategy, *, size: int, num_trainable: int) -> list[int]:
+    return [size if u.size == "model" else num_trainable for u in strategy.uploads]
+
+
+def concat_uploads(strategy: Strategy, uploads: State) -> np.ndarray:
+    return np.concatenate([np.asarray(uploads[u.name], dtype=np.float64)
+                           for u in strategy.uploads])
+
+
+def split_uploads(strategy: Strategy, vector: np.ndarray, sizes: list[int]) -> State:
+    bounds = np.cumsum([0, *sizes])
+    return {u.name: vector[bounds[i]:bounds[i + 1]] for i, u in enumerate(strategy.uploads)}

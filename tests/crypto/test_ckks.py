@@ -7,7 +7,7 @@ from fedray.crypto import CKKSCodec, EncryptedVector, PlainCodec
 from fedray.crypto.ckks import (
     PRESETS, CKKSParameters, check_parameters, new_key_set, round_to_grid,
 )
-from fedray.pipeline import Update, aggregate
+from fedray.pipeline import RoundBroadcast, Update, UploadLayout, aggregate
 from fedray.strategies import FedAvg
 
 
@@ -95,14 +95,14 @@ def test_round_proceeds_with_the_valid_updates(keys):
     hospital, aggregator = keys
     good = [hospital.encode(np.full(8, v, np.float32)) for v in (0.25, 0.75)]
     corrupt = EncryptedVector(good[0].key_fingerprint, 8, (good[0].ciphertexts[0][:500],))
-    updates = [Update(0, good[0], 0.5), Update(1, corrupt, 0.5),
-               Update(2, good[1], 0.5)]
-    result = aggregate(updates, global_vector=np.zeros(8, np.float32), codec=aggregator,
-                       strategy=FedAvg(),
+    updates = [Update(0, good[0]), Update(1, corrupt), Update(2, good[1])]
+    result = aggregate(updates, broadcast=RoundBroadcast(np.zeros(8, np.float32)),
+                       server_state={}, weights={0: 0.5, 1: 0.5, 2: 0.5},
+                       layout=UploadLayout(FedAvg(), (8,), 3), codec=aggregator,
                        decode=lambda total: round_to_grid(hospital.decode(total), 20))
     assert result.accepted == (0, 2)
     assert [r.hospital for r in result.rejected] == [1]
-    assert np.allclose(result.global_vector, 1.0)  # (0.25 + 0.75) / (0.5 + 0.5)
+    assert np.allclose(result.broadcast.global_vector, 1.0)  # (0.25 + 0.75) / (0.5 + 0.5)
 
 
 def test_ckks_costs_about_32_bytes_per_value_in_full_ciphertexts(keys):

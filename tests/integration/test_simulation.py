@@ -11,7 +11,7 @@ from fedray import (
     ConfigError, DatasetConfig, ModelConfig, PartitionConfig, RayConfig, SimulationConfig,
     simulate,
 )
-from fedray.pipeline import Update
+from fedray.pipeline import RoundBroadcast, Update
 from fedray.privacy import PrivacyPlan
 from fedray.runtime import AggregatorWorker
 
@@ -78,14 +78,14 @@ def test_aggregator_actor_rejects_and_reports_bad_updates(ray_local):
     no_privacy = PrivacyPlan(mode="none", clip=1.0, delta=1e-5, accountant="rdp", budget=None,
                              parties={})
     aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote(SimulationConfig(), no_privacy, 3)
-    good = Update(0, np.full(4, 0.5, np.float32), 0.5)  # payloads arrive weighted
-    poisoned = Update(1, np.array([1, np.nan, 1, 1], np.float32), 0.5)
-    wrong_shape = Update(2, np.ones(5, np.float32), 0.5)
+    good = Update(0, np.full(14, 0.5, np.float32))  # payloads arrive weighted
+    poisoned = Update(1, np.array([1, np.nan] + [1] * 12, np.float32))
+    wrong_shape = Update(2, np.ones(5, np.float32))
     batches = [ray.put([good, poisoned]), ray.put([wrong_shape])]
-    vector, result = ray.get(
-        aggregator.aggregate.options(num_returns=2).remote(batches, np.zeros(4, np.float32)))
-    assert np.allclose(vector, 1.0)  # only the good update counts
-    assert result.global_vector is None  # the report carries no model
+    broadcast, result = ray.get(aggregator.aggregate.options(num_returns=2).remote(
+        batches, RoundBroadcast(np.zeros(14, np.float32)), {0: 0.5, 1: 0.5, 2: 0.5}))
+    assert np.allclose(broadcast.global_vector, 1.0)  # only the good update counts
+    assert result.broadcast is None and result.server_state is None  # no model in the report
     assert result.accepted == (0,)
     assert {r.hospital for r in result.rejected} == {1, 2}
 
