@@ -59,9 +59,12 @@ class Hospital:
         self._x_test = torch.as_tensor(data.x_test, device=device)
         self._y_test = torch.as_tensor(data.y_test, device=device)
         # Own seeded streams, whichever actor hosts the hospital: data order, DP noise.
-        streams = np.random.SeedSequence([seed, index]).spawn(2)
+        streams = np.random.SeedSequence([seed, index]).spawn(3)
         self._generator = torch.Generator().manual_seed(int(streams[0].generate_state(1)[0]))
         self._randomness = make_randomness(secure=secure_rng, seed=streams[1])
+        # DP-SGD's noise is drawn where the gradients live (CPU or CUDA); batches on CPU
+        self._noise_generator = torch.Generator(device=device).manual_seed(
+            int(streams[2].generate_state(1)[0]))
         self.pipeline = pipeline
         self.ledger, self.party = ledger, party
         self.self_sample_rate = self_sample_rate
@@ -81,8 +84,13 @@ class Hospital:
         loss: Optional[float] = None
         if sampled:
             loss, uploads = self._train_round(setup, broadcast)
-        else:  # a zero contribution, with the same noise share
-            uploads = {u.name: np.zeros(n) for u, n in
+        else:
+            # The same work, thrown away: when the update is ready must not tell the
+            # aggregator (or a timeout) whether the coin put the data in.
+            kept = {k: np.array(v) for k, v in self.strategy_state.items()}
+            self._train_round(setup, broadcast)
+            self.strategy_state = kept
+            uploads = {u.name: np.zeros(n) for u, n in  # a zero contribution + the share
                        zip(setup.strategy.uploads, setup.layout.sizes)}
         trained = time.perf_counter() - start
         vector = concat_uploads(setup.strategy, uploads)
@@ -140,6 +148,7 @@ class Hospital:
         strategy state. Data and settings are rebuilt from the config."""
         return {
             "generator": self._generator.get_state().numpy().copy(),
+            "noise_generator": self._noise_generator.get_state().cpu().numpy().copy(),
             "randomness": self._randomness.state_dict(),
             "ledger_steps": None if self.ledger is None else self.ledger.steps,
             "strategy": {k: np.array(v) for k, v in self.strategy_state.items()},
@@ -147,6 +156,8 @@ class Hospital:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._generator.set_state(torch.as_tensor(state["generator"], dtype=torch.uint8))
+        self._noise_generator.set_state(torch.as_tensor(state["noise_generator"],
+                                                        dtype=torch.uint8))
         self._randomness.load_state_dict(state["randomness"])
         if self.ledger is not None:
             self.ledger.steps = state["ledger_steps"]
@@ -159,14 +170,16 @@ class Hospital:
         assert self.party is not None and self.ledger is not None
         # Opacus's accountant counts the optimizer steps actually taken this round.
         accountant = create_accountant(mechanism=self.ledger.accountant)
-        generator, secure_seed = self._generator, self._randomness.torch_seed()
-        if secure_seed is not None:  # secure_rng: batches and noise from an OS seed
-            generator = torch.Generator(device=self._x_train.device).manual_seed(secure_seed)
+        sampling, noise = self._generator, self._noise_generator
+        if self._randomness.secure:  # secure_rng: batches and noise from fresh OS seeds
+            sampling = torch.Generator().manual_seed(self._randomness.torch_seed())
+            noise = torch.Generator(device=self._x_train.device).manual_seed(
+                self._randomness.torch_seed())
         loss = dpsgd.train(
             self._x_train, self._y_train, noise_multiplier=self.party.noise_multiplier,
             sample_rate=self.party.sample_rate, steps=self.party.steps_per_round,
-            generator=generator, accountant=accountant, strategy=strategy, round_=round_,
-            secure_mode=self._randomness.secure,
+            sampling_generator=sampling, noise_generator=noise, accountant=accountant,
+            strategy=strategy, round_=round_, secure_mode=self._randomness.secure,
         )
         for sigma, rate, steps in accountant.history:
             if (sigma, rate) != (self.ledger.noise_multiplier, self.ledger.sample_rate):

@@ -9,9 +9,12 @@ import numpy as np
 
 from fedray.config import ConfigError, SimulationConfig
 from fedray.crypto import packing_layout
-from fedray.crypto.packing import MAX_CLIPPED_SHARE, clipped_share_bound, range_for_noise
+from fedray.crypto.packing import (
+    CLIP_SHARE_OF_DELTA, clipped_share_bound, noise_tails, range_for_noise,
+)
 from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.models import build_model
+from fedray.pipeline import upload_layout
 from fedray.privacy import PrivacyPlan, make_privacy_plan
 from fedray.strategies import build_strategy
 
@@ -36,7 +39,9 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
                         num_classes=federation.num_classes)
     privacy = make_privacy_plan(config, train_sizes=federation.train_sizes, model=model)
     if config.encryption.enabled and config.encryption.packing == "quantized":
-        config = _with_packing_range(config, federation, privacy)
+        upload_size = upload_layout(build_strategy(config.strategy), model,
+                                    len(federation.hospitals)).size
+        config = _with_packing_range(config, federation, privacy, upload_size)
         problem = packing_layout(config.encryption, len(federation.hospitals)).check()
         if problem is not None:
             raise ConfigError("encryption.quantization_bits",
@@ -78,11 +83,12 @@ def largest_weights(sizes: list[int], sample_count: int) -> list[float]:
 
 
 def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
-                        privacy: PrivacyPlan) -> SimulationConfig:
+                        privacy: PrivacyPlan, upload_size: int) -> SimulationConfig:
     """Quantised packing clips each weighted value to ±range. Under noise-adding DP the
     range follows from the noise scale, one range for every hospital, so that clipping
-    neither distorts the mechanism nor biases small and large hospitals differently;
-    a range given by hand that could clip more than a small share is refused."""
+    neither biases small and large hospitals differently nor, except with probability
+    δ/100 over the whole run, changes the mechanism; a range given by hand that would
+    allow more is refused."""
     encryption = config.encryption
     count = len(federation.hospitals)
     stds = [privacy.client_noise_std(i) for i in range(count)]
@@ -97,19 +103,20 @@ def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
                                   sample_size(count, config.fraction_per_round))
     if any(u.average == "over_all" for u in build_strategy(config.strategy).uploads):
         weights = [max(w, 1.0 / count) for w in weights]  # parts pre-scaled by 1/N
+    values_per_run = upload_size * config.num_rounds * count
+    tails = noise_tails(delta=privacy.delta, values_per_run=values_per_run)
+    needed = range_for_noise(clip=privacy.clip, noise_stds=stds, weights=weights, tails=tails)
     if encryption.packing_range is None:
-        value_range = range_for_noise(clip=privacy.clip, noise_stds=stds, weights=weights)
         return dataclasses.replace(
-            config, encryption=dataclasses.replace(encryption, packing_range=value_range))
+            config, encryption=dataclasses.replace(encryption, packing_range=needed))
     shares = [clipped_share_bound(encryption.packing_range, clip=privacy.clip, noise_std=s,
                                   weight=w) for s, w in zip(stds, weights)]
     worst = int(np.argmax(shares))
-    if shares[worst] > MAX_CLIPPED_SHARE:
-        needed = range_for_noise(clip=privacy.clip, noise_stds=stds, weights=weights)
+    if shares[worst] * values_per_run > privacy.delta * CLIP_SHARE_OF_DELTA:
         raise ConfigError(
             "encryption.packing_range", encryption.packing_range,
-            f"could clip up to {shares[worst]:.1%} of {federation.hospitals[worst].name}'s "
-            f"values under this noise (allowed {MAX_CLIPPED_SHARE:.1%}); use >= "
-            f"{needed:.3g} or null (derived from the noise)",
+            f"could clip up to {shares[worst]:.2g} of {federation.hospitals[worst].name}'s "
+            f"values under this noise, more than δ/100 over the run; use >= {needed:.3g} "
+            "or null (derived from the noise)",
         )
     return config

@@ -11,7 +11,7 @@ driver on a separate reference and never pass through the aggregator.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -56,6 +56,7 @@ class PendingRound:
     report: Optional[ray.ObjectRef]  # the aggregator's; None: the round was skipped
     hospital_reports: list[ray.ObjectRef]
     evaluations: Optional[list[ray.ObjectRef]]
+    late_reports: list[ray.ObjectRef] = field(default_factory=list)  # read at the end
 
 
 class RunLedger:
@@ -98,7 +99,8 @@ def simulate(config: SimulationConfig) -> Result:
     wall_start = time.perf_counter()
     config, federation, privacy = plan(config)
     sizes = federation.train_sizes
-    record = RunRecord(names=[h.name for h in federation.hospitals])
+    record = RunRecord(names=[h.name for h in federation.hospitals],
+                       self_sampling=privacy.self_sampling)
     initial = initial_parameters(
         config.model, num_features=federation.num_features,
         num_classes=federation.num_classes, seed=config.seed,
@@ -127,6 +129,7 @@ def simulate(config: SimulationConfig) -> Result:
         run_ledger = RunLedger(privacy) if privacy.enabled and not privacy.spec.per_hospital \
             else None
         pending: Optional[PendingRound] = None
+        late_reports: list[tuple[int, ray.ObjectRef]] = []  # batches that missed a timeout
         loop_start = time.perf_counter()
         for round_ in bar:
             round_start = time.perf_counter()
@@ -150,11 +153,12 @@ def simulate(config: SimulationConfig) -> Result:
             training = _dispatch_training(global_ref, weights, owner)
             if pending is not None:  # read the last round while this one trains
                 _collect(pending, record, run_ledger, bar)
-            global_ref, report, reports = _aggregate_in_time(
+            global_ref, report, reports, late = _aggregate_in_time(
                 config, privacy, training, global_ref, aggregator, weights)
             due = round_ % config.eval_every == 0 or round_ == config.num_rounds
             evaluations = [a.evaluate.remote(global_ref) for a in actors] if due else None
             pending = PendingRound(round_, report, reports, evaluations)
+            late_reports.extend((round_, ref) for ref in late)
             record.log.add(round_, "global", "round", "participants", len(participants))
             record.log.add(round_, "global", "round", "seconds", time.perf_counter() - round_start)
         if pending is not None:
@@ -162,6 +166,8 @@ def simulate(config: SimulationConfig) -> Result:
         final_vector = ray.get(global_ref).global_vector
         loop_seconds = time.perf_counter() - loop_start
         bar.close()
+        for round_, ref in late_reports:  # their diagnostics (e.g. a budget running out)
+            record.add_reports(round_, ray.get(ref), bar, late=True)
         if privacy.spec.per_hospital:  # ε from the ledgers themselves, late batches included
             for part in ray.get([a.epsilon_spent.remote() for a in actors]):
                 record.epsilon.update({i: e for i, e in part.items() if e is not None})
@@ -214,24 +220,28 @@ def _aggregate_in_time(
     config: SimulationConfig, privacy: PrivacyPlan,
     training: dict[ray.ObjectRef, tuple[ray.ObjectRef, int]], global_ref: ray.ObjectRef,
     aggregator: Any, weights: dict[int, float],
-) -> tuple[ray.ObjectRef, Optional[ray.ObjectRef], list[ray.ObjectRef]]:
+) -> tuple[ray.ObjectRef, Optional[ray.ObjectRef], list[ray.ObjectRef],
+           list[ray.ObjectRef]]:
     """Hands whatever arrived before the timeout to the aggregator; returns the refs of
-    the next global vector, of the aggregation report (None: round skipped, fewer than
-    ``min_clients`` arrived, global unchanged) and of the arrived hospitals' reports.
+    the next broadcast, of the aggregation report (None: round skipped, fewer than
+    ``min_clients`` arrived, global unchanged), of the arrived hospitals' reports and
+    of the late hospitals' reports.
     Central DP never skips: the server releases a noised sum whoever arrived."""
     # A batch still running at the timeout is left to finish and ignored: cancelling
     # a running task of a synchronous actor would interrupt its hospitals mid-step.
     ready: list[ray.ObjectRef] = []
+    missed: list[ray.ObjectRef] = []
     if training:
-        ready, _late = ray.wait(list(training), num_returns=len(training),
-                                timeout=config.round_timeout_s)
+        ready, missed = ray.wait(list(training), num_returns=len(training),
+                                 timeout=config.round_timeout_s)
+    late = [training[ref][0] for ref in missed]
     reports = [training[ref][0] for ref in ready]
     arrived = sum(training[ref][1] for ref in ready)
     if arrived < config.min_clients and not privacy.releases_every_round:
-        return global_ref, None, reports
+        return global_ref, None, reports, late
     new_global, report = aggregator.aggregate.options(num_returns=2).remote(
         ready, global_ref, weights)
-    return new_global, report, reports
+    return new_global, report, reports, late
 
 
 def _collect(pending: PendingRound, record: RunRecord, run_ledger: Optional[RunLedger],
@@ -240,8 +250,8 @@ def _collect(pending: PendingRound, record: RunRecord, run_ledger: Optional[RunL
     record.add_aggregate(pending.round_, report, bar)
     if run_ledger is not None and run_ledger.settled(report is not None and report.released):
         record.add_run_epsilon(pending.round_, run_ledger.ledger.epsilon)
-    for reports in ray.get(pending.hospital_reports):
-        record.add_reports(pending.round_, reports, bar)
+    record.add_reports(pending.round_,
+                       [r for part in ray.get(pending.hospital_reports) for r in part], bar)
     if pending.evaluations is not None:
         merged: dict[int, EvalStats] = {}
         for part in ray.get(pending.evaluations):

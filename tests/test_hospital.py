@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from fedray.config import ModelConfig, PrivacyConfig, SimulationConfig
 from fedray.crypto import PackedCKKSCodec
@@ -15,7 +16,7 @@ from fedray.data.base import HospitalData
 from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, initial_parameters
 from fedray.pipeline import RoundBroadcast, client_pipeline, upload_layout
-from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan
+from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.runtime.actors import AggregatorWorker
 from fedray.strategies import FedAvg
@@ -143,3 +144,45 @@ def test_central_server_noise_is_seeded_or_from_the_os(secure):
               for _ in range(2)]
     assert np.array_equal(*noises) != secure
     assert np.count_nonzero(noises[0]) == 6
+
+
+def _coins(secure):
+    hospital = _hospital(self_sample_rate=0.5, secure_rng=secure)
+    return [_train(hospital)[1].sampled for _ in range(30)]
+
+
+def test_the_self_sampling_coin_is_seeded_or_from_the_os():
+    assert _coins(False) == _coins(False)  # reproducible: the seed regenerates it
+    assert 0 < sum(_coins(False)) < 30
+    assert _coins(True) != _coins(True)  # equal by chance with probability 2^-30
+
+
+def test_an_unsampled_hospital_does_the_same_work_and_keeps_its_state():
+    sampled = _hospital(self_sample_rate=1.0)
+    skipped = _hospital(self_sample_rate=0.0)
+    _, report_in = _train(sampled)
+    _, report_out = _train(skipped)
+    # it trains as long (so its answer's timing does not reveal its coin) ...
+    assert report_out.seconds["train"] > 0.3 * report_in.seconds["train"]
+    # ... and its data-order stream moved like a sampled hospital's
+    assert torch.equal(skipped._generator.get_state(), sampled._generator.get_state())
+
+
+def test_noise_std_is_what_the_plan_says():
+    size = 200_000
+    pipeline = client_pipeline("local", clip=1.0, noise_std=2.5)
+    payload, _, _ = pipeline(np.zeros(size), weight=0.4, randomness=make_randomness(
+        secure=False, seed=np.random.SeedSequence(1)))
+    assert np.std(payload) == pytest.approx(0.4 * 2.5, rel=0.01)
+    secure, _, _ = pipeline(np.zeros(size), weight=0.4,
+                            randomness=make_randomness(secure=True, seed=None))
+    assert np.std(secure) == pytest.approx(0.4 * 2.5, rel=0.01)  # 4 draws, halved: same std
+
+
+def test_central_server_noise_std_is_sigma_c_over_qn():
+    plan = PrivacyPlan(mode="central", clip=2.0, delta=1e-5, accountant="rdp", budget=None,
+                       parties={RUN: PartyPlan(1.5, 0.5, 1)}, uniform_weight=1 / (0.5 * 4))
+    config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.5))
+    noise = AggregatorWorker(config, plan, 4, num_features=FEATURES).server_noise(
+        np.zeros(200_000))
+    assert np.std(noise) == pytest.approx(1.5 * 2.0 / (0.5 * 4), rel=0.01)

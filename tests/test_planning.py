@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fedray.config import ConfigError, EncryptionConfig, PrivacyConfig, SimulationConfig
+from fedray.crypto.packing import noise_tails
 from fedray.planning import aggregation_weights, largest_weights, plan, sample_participants
 
 
@@ -33,12 +34,14 @@ def test_packing_range_is_derived_from_the_local_noise():
     config, federation, privacy = plan(_packed(PrivacyConfig(name="local", epsilon=4.0)))
     noise = privacy.client_noise_std(0)
     largest = max(largest_weights(federation.train_sizes, 4))  # Cleveland, 199/486
-    assert config.encryption.packing_range == pytest.approx(largest * (1.0 + 6 * noise))
+    # 14 parameters x 20 rounds x 4 hospitals: no value clips except with prob. δ/100
+    tails = noise_tails(delta=1e-5, values_per_run=14 * 20 * 4)
+    assert config.encryption.packing_range == pytest.approx(largest * (1.0 + tails * noise))
 
 
 def test_a_hand_set_packing_range_that_would_clip_is_refused_in_one_line():
     # the old default ±1 clips ~half of Cleveland's values under local DP at ε = 4
-    with pytest.raises(ConfigError, match="of Cleveland's values") as info:
+    with pytest.raises(ConfigError, match="of Cleveland's values .* more than δ/100") as info:
         plan(_packed(PrivacyConfig(name="local", epsilon=4.0), packing_range=1.0))
     assert info.value.key == "encryption.packing_range" and "\n" not in str(info.value)
 
@@ -48,3 +51,15 @@ def test_packing_range_without_a_noise_scale_stays_as_given():
     assert config.encryption.packing_range == 0.5
     config, _, _ = plan(_packed(PrivacyConfig()))
     assert config.encryption.packing_range == 1.0
+
+
+def test_secure_sampling_is_not_reproducible_and_seeded_sampling_is():
+    from fedray.privacy import make_randomness
+
+    def samples(secure):
+        source = make_randomness(secure=secure, seed=np.random.SeedSequence([0, 0x5A3]))
+        return [tuple(sample_participants(20, 0.5, source.generator(), poisson=True))
+                for _ in range(10)]
+
+    assert samples(False) == samples(False)
+    assert samples(True) != samples(True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Optional
 
 import numpy as np
@@ -19,8 +20,10 @@ import numpy as np
 from fedray.crypto.ckks import CKKSCodec, EncryptedVector
 
 PACKING_SCALE_BITS = 20
-NOISE_TAILS = 6.0  # a derived range covers the update plus 6 noise std: P(clip) < 2e-9
-MAX_CLIPPED_SHARE = 1e-3  # a given range that may clip more of a hospital is refused
+# Under DP, a clipped value changes the mechanism: the range is chosen so that the
+# chance that any value of the whole run is clipped stays below δ/100 (the guarantee
+# is then (ε, 1.01·δ)), and a hand-set range that allows more is refused.
+CLIP_SHARE_OF_DELTA = 0.01
 LANE_CAPACITY_BITS = 39  # 60-bit data prime, scale 2^20: integers < 2^39 stay exact
 LANES = 2
 
@@ -78,11 +81,19 @@ def clipped_share_bound(value_range: float, *, clip: float, noise_std: float,
     return math.erfc(margin / (noise_std * math.sqrt(2.0)))
 
 
-def range_for_noise(*, clip: float, noise_stds: list[float], weights: list[float]) -> float:
+def noise_tails(*, delta: float, values_per_run: int) -> float:
+    """How many noise std a range must leave above the clipped update so that no value
+    of the run is clipped, except with probability δ·CLIP_SHARE_OF_DELTA."""
+    per_value = delta * CLIP_SHARE_OF_DELTA / values_per_run
+    return -NormalDist().inv_cdf(per_value / 2.0)
+
+
+def range_for_noise(*, clip: float, noise_stds: list[float], weights: list[float],
+                    tails: float) -> float:
     """The smallest range that keeps every hospital's values (clipped update plus
-    ``NOISE_TAILS`` noise std, after its largest weight) inside: one range for all,
-    so clipping biases no hospital more than another."""
-    return max(w * (clip + NOISE_TAILS * s) for w, s in zip(weights, noise_stds))
+    ``tails`` noise std, after its largest weight) inside: one range for all, so
+    clipping biases no hospital more than another."""
+    return max(w * (clip + tails * s) for w, s in zip(weights, noise_stds))
 
 
 def pack(integers: np.ndarray, layout: Layout) -> np.ndarray:

@@ -41,6 +41,7 @@ class RunRecord:
     last_eval: dict[int, EvalStats] = field(default_factory=dict)
     rounds_run: int = 0
     stopped_early: Optional[str] = None
+    self_sampling: bool = False  # distributed DP: log the hospitals' coins per round
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
@@ -59,8 +60,10 @@ class RunRecord:
             self.rejections.append({"round": round_, "client": who, "reason": rejection.reason})
             bar.write(f"round {round_}: rejected update from {who}: {rejection.reason}")
 
-    def add_reports(self, round_: int, reports: list[HospitalReport], bar: Any) -> None:
-        """The hospitals' own reports (diagnostics), straight from their actors."""
+    def add_reports(self, round_: int, reports: list[HospitalReport], bar: Any,
+                    late: bool = False) -> None:
+        """The hospitals' own reports (diagnostics), straight from their actors: one
+        round's, or (``late``) those of batches that missed the round's timeout."""
         for report in reports:
             name = self.names[report.hospital]
             self.log.add(round_, name, "train", "loss", report.train_loss)
@@ -74,8 +77,9 @@ class RunRecord:
                 self.exhausted[report.hospital] = round_
                 bar.write(f"round {round_}: {name} stops training: its privacy budget would "
                           "be exceeded")
-        if any(not r.sampled for r in reports):  # distributed: the hospitals' own coins
-            self.log.add(round_, GLOBAL, "round", "sampled", sum(r.sampled for r in reports))
+        if self.self_sampling and not late:  # distributed: how many coins put data in (all batches)
+            self.log.add(round_, GLOBAL, "round", "sampled",
+                         sum(r.sampled and not r.exhausted for r in reports))
 
     def add_run_epsilon(self, round_: int, epsilon: float) -> None:
         self.epsilon[RUN] = epsilon
@@ -106,7 +110,9 @@ def privacy_summary(privacy: PrivacyPlan, record: RunRecord) -> dict[str, Any]:
             "mode": privacy.mode,
             "adjacency": adjacency.value,
             "adjacency_means": DESCRIPTIONS[adjacency],
-            "sensitivity": adjacency.sensitivity * privacy.clip,
+            # how far one unit moves its clipped update (2C replace-one, else C); the
+            # released sum's is this times the weight (C/(qN) under central DP)
+            "update_sensitivity": adjacency.sensitivity * privacy.clip,
             "accountant": privacy.accountant,
             "epsilon_budget": privacy.budget,
             "clip": privacy.clip,

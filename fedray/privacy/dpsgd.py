@@ -26,8 +26,8 @@ class DPSGDTrainer:
 
     def train(
         self, x: torch.Tensor, y: torch.Tensor, *, noise_multiplier: float, sample_rate: float,
-        steps: int, generator: torch.Generator, accountant: object, strategy: Strategy,
-        round_: ClientRound, secure_mode: bool = False,
+        steps: int, sampling_generator: torch.Generator, noise_generator: torch.Generator,
+        accountant: object, strategy: Strategy, round_: ClientRound, secure_mode: bool = False,
     ) -> float:
         """Runs ``steps`` DP-SGD steps in place; the accountant records each one. The
         strategy's gradient terms (FedProx, SCAFFOLD) are added after Opacus has
@@ -41,13 +41,13 @@ class DPSGDTrainer:
             noise_multiplier=noise_multiplier, max_grad_norm=self.clip,
             # the mean's denominator is q·n: the batch size, or the whole hospital when
             # q is capped at 1 for a hospital smaller than a batch
-            expected_batch_size=max(1, round(sample_rate * len(y))), generator=generator,
-            secure_mode=secure_mode,
+            expected_batch_size=max(1, round(sample_rate * len(y))),
+            generator=noise_generator, secure_mode=secure_mode,
         )
         optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
         losses = []
         for batch in poisson_batches(len(y), sample_rate=sample_rate, steps=steps,
-                                     generator=generator):
+                                     generator=sampling_generator):
             batch = batch.to(x.device)
             optimizer.zero_grad(set_to_none=True)
             with warnings.catch_warnings():  # an empty Poisson batch is legitimate

@@ -47,10 +47,13 @@ def test_distributed_dp_every_hospital_sends_every_round_so_the_sample_stays_hid
     s = result.summary
     accepted = result.metrics.query("metric == 'accepted'")["value"]
     sampled = result.metrics.query("metric == 'sampled'")["value"]
+    trained = result.metrics.query("split == 'train' and metric == 'loss'")
     # the aggregator sees four ciphertexts every round whatever the coins said ...
     assert accepted.tolist() == [4, 4, 4, 4] and s["rounds_completed"] == 4
-    # ... while the hospitals' own coins (a diagnostic only the driver sees) varied
-    assert sampled.min() < 4
+    # ... while the hospitals' own coins (a diagnostic only the driver sees) varied;
+    # one count per round over all actors, matching the hospitals that reported a loss
+    assert len(sampled) == 4 and sampled.min() < 4
+    assert sampled.sum() == len(trained)
     assert s["privacy"]["adjacency"] == "zero_out" and 3.9 < s["epsilon"] <= 4.0
     sigma = s["noise_multiplier"]
     assert s["epsilon"] == pytest.approx(_opacus_epsilon(sigma, 0.5, 4), rel=1e-12)
@@ -67,6 +70,19 @@ def test_distributed_dp_charges_exactly_the_rounds_it_released(ray_local):
     assert released < 3
     assert result.summary["epsilon"] == pytest.approx(_opacus_epsilon(1.0, 1.0, released),
                                                       rel=1e-12)
+
+
+def test_distributed_dp_stops_before_the_budget_with_rounds_in_flight(ray_local):
+    # σ given, budget worth exactly two released rounds (q = 1): round 3 must not start
+    budget = _opacus_epsilon(1.0, 1.0, 2)
+    config = _config(encryption=EncryptionConfig(name="ckks", preset="n4096"),
+                     privacy=PrivacyConfig(name="distributed", noise_multiplier=1.0,
+                                           epsilon=budget),
+                     min_clients=4, num_rounds=4)
+    result = simulate(config)
+    s = result.summary
+    assert s["rounds_completed"] == 2 and s["epsilon"] == pytest.approx(budget)
+    assert "stopped before round 3" in s["privacy"]["stopped_early"]
 
 
 def test_quantized_packing_range_follows_the_local_dp_noise(ray_local):
