@@ -30,6 +30,7 @@ PUBLISHED = Path(__file__).resolve().parents[1] / "docs/results/flamby_heart_pub
 FLAMBY_NAMES = {  # fedray preset -> FLamby's row name
     "fedavg": "FedAvg100", "fedprox": "FedProx100", "scaffold": "Scaffold100",
     "fedadam": "FedAdam100", "fedyogi": "FedYogi100", "fedadagrad": "FedAdagrad100",
+    "pooled": "Pooled Training", "local": "Local {i}",  # Local i: hospital i's own model
 }
 TOLERANCE = 0.015
 
@@ -42,14 +43,23 @@ def published() -> pd.DataFrame:
 
 
 def run(method: str, seed: int, flamby: pd.DataFrame) -> list[dict]:
+    """One row per (model, test hospital): the federated model, the pooled one, or
+    under ``local`` each hospital's own model ("Local i"), on all four test splits."""
     config = dataclasses.replace(compose([f"+experiment=flamby_heart_{method}", f"seed={seed}"]),
                                  progress=False)
     summary = simulate(config).summary
-    theirs = flamby[(flamby["method"] == FLAMBY_NAMES[method]) & (flamby["seed"] == seed)]
-    theirs = dict(zip(theirs["hospital"], theirs["accuracy"]))
-    return [{"method": method, "seed": seed, "hospital": h,
-             "fedray": summary["per_client_accuracy"][h], "flamby": theirs.get(h, float("nan"))}
-            for h in HOSPITALS]
+    if method == "local":
+        models = {FLAMBY_NAMES[method].format(i=i): summary["local_cross_accuracy"][h]
+                  for i, h in enumerate(HOSPITALS)}
+    else:
+        models = {FLAMBY_NAMES[method]: summary["per_client_accuracy"]}
+    rows = []
+    for name, accuracy in models.items():
+        theirs = flamby[(flamby["method"] == name) & (flamby["seed"] == seed)]
+        theirs = dict(zip(theirs["hospital"], theirs["accuracy"]))
+        rows += [{"method": name, "seed": seed, "hospital": h, "fedray": accuracy[h],
+                  "flamby": theirs.get(h, float("nan"))} for h in HOSPITALS]
+    return rows
 
 
 def main() -> None:
@@ -72,12 +82,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "flamby_heart.csv", index=False)
     per_seed = table.groupby(["method", "seed"])[["fedray", "flamby"]].mean().reset_index()
+    order = list(dict.fromkeys(table["method"]))
     summary = per_seed.groupby("method").agg(
         fedray=("fedray", "mean"), fedray_sd=("fedray", "std"),
-        flamby=("flamby", "mean"), flamby_sd=("flamby", "std")).reindex(args.methods)
+        flamby=("flamby", "mean"), flamby_sd=("flamby", "std")).reindex(order)
     summary["difference"] = summary["fedray"] - summary["flamby"]
     exact = (table["fedray"] - table["flamby"]).abs() < 1e-9
-    summary["identical_cells"] = exact.groupby(table["method"]).sum().reindex(args.methods)
+    summary["identical_cells"] = exact.groupby(table["method"]).sum().reindex(order)
     summary["flag"] = summary["difference"].abs().map(lambda d: "OFF" if d > TOLERANCE else "")
     with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 140):
         print(per_seed.to_string(index=False))

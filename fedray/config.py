@@ -53,7 +53,9 @@ def _one_of(key: str, value: Any, names: tuple[str, ...]) -> None:
 DATASETS = ("heart_disease", "synthetic")
 PARTITIONS = ("natural", "iid", "dirichlet", "quantity", "shards")
 MODELS = ("logreg", "mlp")
-STRATEGIES = ("fedavg", "fedprox", "scaffold", "fedadam", "fedyogi", "fedadagrad", "fedbn")
+STRATEGIES = ("fedavg", "fedprox", "scaffold", "fedadam", "fedyogi", "fedadagrad", "fedbn",
+              "local", "pooled")
+OPTIMIZERS = ("sgd", "adam")
 PRIVACY_MODES = ("none", "local", "central", "distributed", "dpsgd")
 ENCRYPTIONS = ("none", "ckks")
 ACCOUNTANTS = ("rdp", "prv")
@@ -325,6 +327,7 @@ class SimulationConfig:
     min_clients: int = 1
     local_epochs: int = 1
     local_steps: Optional[int] = None  # when set, overrides local_epochs
+    optimizer: str = "sgd"  # the hospitals' local optimiser; adam keeps its state per hospital
     batch_size: int = 16
     lr: float = 0.05
     seed: int = 0
@@ -342,6 +345,7 @@ class SimulationConfig:
         )
         _positive_int("min_clients", self.min_clients)
         _positive_int("local_epochs", self.local_epochs)
+        _one_of("optimizer", self.optimizer, OPTIMIZERS)
         if self.local_steps is not None:
             _positive_int("local_steps", self.local_steps)
         _positive_int("batch_size", self.batch_size)
@@ -376,6 +380,19 @@ class SimulationConfig:
                 "min_clients", self.min_clients, "must be 1 with privacy=central: the server "
                 "releases a noised sum every round, since withholding rounds with few sampled "
                 "hospitals would reveal the hidden sample",
+            )
+        if self.strategy.name in ("local", "pooled") and (
+                self.privacy.name != "none" or self.encryption.enabled):
+            raise ConfigError(
+                "strategy.name", self.strategy.name, "is a reference run that shares no "
+                "update (local) or pools the records (pooled); it takes privacy=none and "
+                "encryption=none",
+            )
+        if self.optimizer == "adam" and (self.strategy.name == "scaffold"
+                                         or self.privacy.name == "dpsgd"):
+            raise ConfigError(
+                "optimizer", "adam", "SCAFFOLD's control variates and fedray's DP-SGD assume "
+                "plain SGD steps; use optimizer=sgd",
             )
         if self.strategy.name == "fedbn" and not self.model.batchnorm:
             raise ConfigError("strategy.name", "fedbn", "keeps each hospital's BatchNorm "

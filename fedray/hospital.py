@@ -8,6 +8,7 @@ the driver as the researcher's diagnostics.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -69,6 +70,7 @@ class Hospital:
         self.ledger, self.party = ledger, party
         self.self_sample_rate = self_sample_rate
         self.strategy_state: State = dict(strategy_state or {})
+        self.optimizer_state: dict = {}  # Adam's moments (optimizer=adam)
 
     def train(self, setup: RoundSetup, broadcast: RoundBroadcast, *, weight: float
               ) -> tuple[Optional[Update], HospitalReport]:
@@ -87,9 +89,10 @@ class Hospital:
         else:
             # The same work, thrown away: when the update is ready must not tell the
             # aggregator (or a timeout) whether the coin put the data in.
-            kept = {k: np.array(v) for k, v in self.strategy_state.items()}
+            kept = ({k: np.array(v) for k, v in self.strategy_state.items()},
+                    copy.deepcopy(self.optimizer_state))
             self._train_round(setup, broadcast)
-            self.strategy_state = kept
+            self.strategy_state, self.optimizer_state = kept
             uploads = {u.name: np.zeros(n) for u, n in  # a zero contribution + the share
                        zip(setup.strategy.uploads, setup.layout.sizes)}
         trained = time.perf_counter() - start
@@ -114,7 +117,8 @@ class Hospital:
             steps = self.party.steps_per_round
         else:
             loss = train_local(model, self._x_train, self._y_train, settings=setup.settings,
-                               generator=self._generator, strategy=strategy, round_=round_)
+                               generator=self._generator, strategy=strategy, round_=round_,
+                               optimizer_state=self.optimizer_state)
             steps = setup.settings.num_steps(self.num_train)
             if self.ledger is not None:
                 self.ledger.record(self.party.steps_per_round if self.party else 0)
@@ -152,6 +156,7 @@ class Hospital:
             "randomness": self._randomness.state_dict(),
             "ledger_steps": None if self.ledger is None else self.ledger.steps,
             "strategy": {k: np.array(v) for k, v in self.strategy_state.items()},
+            "optimizer": copy.deepcopy(self.optimizer_state),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -162,6 +167,7 @@ class Hospital:
         if self.ledger is not None:
             self.ledger.steps = state["ledger_steps"]
         self.strategy_state = {k: np.array(v) for k, v in state["strategy"].items()}
+        self.optimizer_state = copy.deepcopy(state["optimizer"])
 
     def _train_dpsgd(self, dpsgd: DPSGDTrainer, strategy: Strategy, round_: ClientRound
                      ) -> float:

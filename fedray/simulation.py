@@ -99,7 +99,8 @@ def simulate(config: SimulationConfig) -> Result:
     wall_start = time.perf_counter()
     config, federation, privacy = plan(config)
     sizes = federation.train_sizes
-    record = RunRecord(names=[h.name for h in federation.hospitals],
+    trainer_names = ["pooled"] if config.strategy.name == "pooled" else []
+    record = RunRecord(names=[h.name for h in federation.hospitals] + trainer_names,
                        self_sampling=privacy.self_sampling)
     initial = initial_parameters(
         config.model, num_features=federation.num_features,
@@ -114,6 +115,9 @@ def simulate(config: SimulationConfig) -> Result:
         assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
         actors, aggregator = make_actors(config, federation, assignment, privacy)
         owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
+        pooled = config.strategy.name == "pooled"
+        if pooled:  # the reference run: one trainer on the union, hosted by actor 0
+            owner[len(sizes)] = actors[0]
         devices = wait_ready(actors)
         startup_seconds = time.perf_counter() - wall_start
 
@@ -144,11 +148,12 @@ def simulate(config: SimulationConfig) -> Result:
             record.rounds_run = round_
             if run_ledger is not None and run_ledger.dispatched():
                 record.add_run_epsilon(round_, run_ledger.ledger.epsilon)
-            participants = _participants(config, privacy, sampling, len(sizes))
+            participants = (np.array([len(sizes)]) if pooled else
+                            _participants(config, privacy, sampling, len(sizes)))
             weights = (
                 {int(i): privacy.uniform_weight for i in participants}
                 if privacy.uniform_weight is not None
-                else aggregation_weights(participants, sizes)
+                else aggregation_weights(participants, sizes + [sum(sizes)])
             )
             training = _dispatch_training(global_ref, weights, owner)
             if pending is not None:  # read the last round while this one trains
@@ -168,6 +173,8 @@ def simulate(config: SimulationConfig) -> Result:
         bar.close()
         for round_, ref in late_reports:  # their diagnostics (e.g. a budget running out)
             record.add_reports(round_, ray.get(ref), bar, late=True)
+        if config.strategy.name == "local":
+            record.local_cross = _cross_evaluate(actors)
         if privacy.spec.per_hospital:  # ε from the ledgers themselves, late batches included
             for part in ray.get([a.epsilon_spent.remote() for a in actors]):
                 record.epsilon.update({i: e for i, e in part.items() if e is not None})
@@ -181,6 +188,19 @@ def simulate(config: SimulationConfig) -> Result:
     if out is not None:
         write_run(out, metrics=metrics, summary=summary)
     return Result(summary=summary, metrics=metrics, global_vector=final_vector, output_dir=out)
+
+
+def _cross_evaluate(actors: list[Any]) -> dict[int, dict[int, EvalStats]]:
+    """strategy=local: every hospital's own model on every hospital's test split."""
+    models: dict[int, np.ndarray] = {}
+    for part in ray.get([a.local_models.remote() for a in actors]):
+        models.update(part)
+    models_ref = ray.put(models)
+    cross: dict[int, dict[int, EvalStats]] = {m: {} for m in models}
+    for part in ray.get([a.evaluate_models.remote(models_ref) for a in actors]):
+        for m, stats in part.items():
+            cross[m].update(stats)
+    return cross
 
 
 def federation_trainable(config: SimulationConfig, federation: Any) -> int:

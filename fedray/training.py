@@ -24,6 +24,7 @@ class LocalTraining:
     steps: Optional[int] = None
     batch_size: int = 32
     lr: float = 0.05
+    optimizer: str = "sgd"  # "adam": torch's Adam, its state kept by the hospital
 
     def num_steps(self, num_records: int) -> int:
         if self.steps is not None:
@@ -48,26 +49,51 @@ def batch_indices(
 def train_local(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, settings: LocalTraining,
     generator: torch.Generator, strategy: Strategy, round_: Optional[ClientRound] = None,
+    optimizer_state: Optional[dict] = None,
 ) -> float:
-    """Runs SGD in place on ``model``, each gradient plus the strategy's
-    data-independent terms; returns the mean training loss over the steps."""
+    """Runs SGD (or Adam) in place on ``model``, each gradient plus the strategy's
+    data-independent terms; returns the mean training loss over the steps.
+    ``optimizer_state``: Adam's moments, read and updated in place (one per hospital,
+    since one model copy trains several hospitals in turn)."""
     model.train()
     params = list(model.parameters())
     if round_ is None:  # a strategy without round state (FedAvg)
         round_ = ClientRound([p.detach().clone() for p in params], {}, {})
+    adam = _adam(params, settings.lr, optimizer_state) if settings.optimizer == "adam" else None
+    # BatchNorm cannot normalise a batch of one record (an epoch's short last batch)
+    normalises = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     total, steps = 0.0, settings.num_steps(len(y))
     for batch in batch_indices(
         len(y), batch_size=settings.batch_size, num_steps=steps, generator=generator
     ):
+        if normalises and len(batch) < 2:
+            continue
         batch = batch.to(x.device)
         loss = loss_fn(model(x[batch]), y[batch])
         grads = torch.autograd.grad(loss, params)
         extra = strategy.gradient_terms(params, round_)
         if extra is not None:
             grads = tuple(g + e for g, e in zip(grads, extra))
-        sgd_step(params, grads, lr=settings.lr)
+        if adam is None:
+            sgd_step(params, grads, lr=settings.lr)
+        else:
+            for p, g in zip(params, grads):
+                p.grad = g
+            adam.step()
         total += float(loss.detach())
+    if adam is not None and optimizer_state is not None:
+        optimizer_state.clear()
+        optimizer_state.update(adam.state_dict())
     return total / max(steps, 1)
+
+
+def _adam(params: list[torch.Tensor], lr: float, state: Optional[dict]) -> torch.optim.Adam:
+    """torch's Adam, resumed from a hospital's saved state. (Imported on use: torch.optim
+    costs a fresh worker 1.5 s, which SGD runs never pay.)"""
+    adam = torch.optim.Adam(params, lr=lr)
+    if state:
+        adam.load_state_dict(state)
+    return adam
 
 
 def sgd_step(params: list[torch.Tensor], grads: tuple[torch.Tensor, ...], *, lr: float) -> None:

@@ -70,3 +70,23 @@ def test_batchnorm_running_statistics_are_part_of_the_flat_vector():
     assert torch.equal(bn.running_mean, fresh_bn.running_mean)
     assert torch.equal(bn.running_var, fresh_bn.running_var)
     assert not torch.allclose(fresh_bn.running_mean, torch.zeros(4))
+
+
+def test_adam_resumed_from_its_saved_state_continues_exactly():
+    torch.manual_seed(1)
+    x, y = torch.randn(40, 4), torch.randint(0, 2, (40,))
+    config = ModelConfig(name="logreg")
+    settings = LocalTraining(steps=5, batch_size=8, lr=0.01, optimizer="adam")  # one epoch
+    resumed = build_model(config, num_features=4, num_classes=2)
+    straight = build_model(config, num_features=4, num_classes=2)
+    straight.load_state_dict(resumed.state_dict())
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    state: dict = {}
+    for _ in range(2):  # two rounds of one epoch, Adam's moments carried in `state`
+        train_local(resumed, x, y, settings=settings, generator=g1, strategy=FedAvg(),
+                    optimizer_state=state)
+    train_local(straight, x, y, settings=LocalTraining(steps=10, batch_size=8, lr=0.01,
+                                                        optimizer="adam"),
+                generator=g2, strategy=FedAvg(), optimizer_state={})
+    assert np.array_equal(flatten(resumed), flatten(straight))
+    assert int(state["state"][0]["step"]) == 10

@@ -42,6 +42,7 @@ class RunRecord:
     rounds_run: int = 0
     stopped_early: Optional[str] = None
     self_sampling: bool = False  # distributed DP: log the hospitals' coins per round
+    local_cross: Optional[dict[int, dict[int, EvalStats]]] = None  # strategy=local
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
@@ -140,6 +141,18 @@ def privacy_summary(privacy: PrivacyPlan, record: RunRecord) -> dict[str, Any]:
     }
 
 
+def _local_cross_summary(record: RunRecord) -> dict[str, Any]:
+    """strategy=local: each hospital's model on every test split (FLamby's "Local i")."""
+    if record.local_cross is None:
+        return {}
+    names = record.names
+    cross = {names[m]: {names[t]: s.accuracy for t, s in sorted(tests.items())}
+             for m, tests in sorted(record.local_cross.items())}
+    return {"local_cross_accuracy": cross,
+            "local_mean_over_tests": {m: float(np.mean(list(t.values())))
+                                      for m, t in cross.items()}}
+
+
 def build_summary(
     config: SimulationConfig, federation: FederationPlan, privacy: PrivacyPlan,
     record: RunRecord, *,
@@ -162,6 +175,7 @@ def build_summary(
         "per_client_accuracy": per_client,
         "per_client_auc": {names[i]: last[i].auc for i in sorted(last)},
         "mean_client_accuracy": float(np.mean(list(per_client.values()))),
+        **_local_cross_summary(record),
         **privacy_summary(privacy, record),
         "rounds_completed": record.rounds_completed,
         "rejected_updates": record.rejections,

@@ -12,7 +12,7 @@ import torch
 
 from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
-from fedray.data import FederationPlan, HospitalPlan, build_hospitals
+from fedray.data import FederationPlan, HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import (
@@ -33,9 +33,13 @@ class HospitalWorker:
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
         num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
         context: Optional[tuple[bytes, str]] = None,
+        pooled_plans: Optional[list[HospitalPlan]] = None,
     ) -> None:
         """``context``: the CKKS secret context and key-set fingerprint when encryption
-        is on (a hospital encrypts; it never sees another hospital's update)."""
+        is on (a hospital encrypts; it never sees another hospital's update).
+        ``pooled_plans`` (strategy=pooled): this worker also hosts the pooled trainer,
+        hospital number ``num_hospitals``, whose data is the union of these hospitals'
+        data (the reference run; the records are built here, never moved)."""
         threads = max(1, int(config.ray.num_cpus_per_actor))
         torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
         use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
@@ -49,7 +53,8 @@ class HospitalWorker:
         self.setup = RoundSetup(
             model=model, strategy=strategy, layout=layout,
             settings=LocalTraining(epochs=config.local_epochs, steps=config.local_steps,
-                                   batch_size=config.batch_size, lr=config.lr),
+                                   batch_size=config.batch_size, lr=config.lr,
+                                   optimizer=config.optimizer),
             local_positions=strategy.local_positions(model),
             dpsgd=(DPSGDTrainer(model, clip=privacy.clip, batch_size=config.batch_size,
                                 lr=config.lr) if privacy.mode == "dpsgd" else None),
@@ -68,6 +73,13 @@ class HospitalWorker:
             )
             for plan, data in zip(plans, datasets)
         }
+        self.trainers: dict[int, Hospital] = {}  # train only: not evaluated as a hospital
+        if pooled_plans:
+            self.trainers[num_hospitals] = Hospital(
+                index=num_hospitals, data=_pooled(build_hospitals(
+                    config.dataset, pooled_plans, seed=config.seed)),
+                seed=config.seed, device=self.device, pipeline=client_pipeline(
+                    "none", clip=1.0, noise_std=0.0, codec=codec))
 
     def ready(self) -> str:
         return self.device
@@ -78,7 +90,8 @@ class HospitalWorker:
         the reports (diagnostics) to the driver; neither sees the other's part."""
         updates, reports = [], []
         for i, w in weights.items():
-            update, report = self.hospitals[i].train(self.setup, broadcast, weight=w)
+            hospital = self.hospitals[i] if i in self.hospitals else self.trainers[i]
+            update, report = hospital.train(self.setup, broadcast, weight=w)
             if update is not None:
                 updates.append(update)
             reports.append(report)
@@ -94,12 +107,25 @@ class HospitalWorker:
         counts late batches too, which the round reports may have missed)."""
         return {i: h.epsilon for i, h in self.hospitals.items()}
 
+    def local_models(self) -> dict[int, np.ndarray]:
+        """strategy=local: each hosted hospital's own model (the reference run's
+        cross-evaluation; nothing like it happens in a federation)."""
+        return {i: h.strategy_state["local"] for i, h in self.hospitals.items()
+                if "local" in h.strategy_state}
+
+    def evaluate_models(self, models: dict[int, np.ndarray]) -> dict[int, dict[int, Any]]:
+        """Every given model on every hosted hospital's test split: {model: {hospital: stats}}."""
+        return {m: {i: h.evaluate(self.setup.model, vector) for i, h in self.hospitals.items()}
+                for m, vector in models.items()}
+
     def state_dict(self) -> dict[int, dict[str, Any]]:
-        return {i: h.state_dict() for i, h in self.hospitals.items()}
+        hosted = {**self.hospitals, **self.trainers}
+        return {i: h.state_dict() for i, h in hosted.items()}
 
     def load_state_dict(self, states: dict[int, dict[str, Any]]) -> None:
+        hosted = {**self.hospitals, **self.trainers}
         for i, state in states.items():
-            self.hospitals[i].load_state_dict(state)
+            hosted[i].load_state_dict(state)
 
 
 class AggregatorWorker:
@@ -199,18 +225,28 @@ def make_actors(
         secret, public = authority.secret_context.remote(), authority.public_context.remote()
         decryptor = ray.remote(num_cpus=0)(Decryptor).remote(
             secret, config.encryption, len(plan.hospitals))
+    pooled = config.strategy.name == "pooled"
     hospitals = [
         hospital_actor.remote(
             config, [plan.hospitals[i] for i in indices],
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
             num_hospitals=len(plan.hospitals), context=secret,
+            pooled_plans=list(plan.hospitals) if pooled and a == 0 else None,
         )
-        for indices in assignment
+        for a, indices in enumerate(assignment)
     ]
     aggregator = aggregator_actor.remote(config, privacy, len(plan.hospitals), public, decryptor,
                                          num_features=plan.num_features,
                                          num_classes=plan.num_classes)
     return hospitals, aggregator
+
+
+def _pooled(datasets: list[HospitalData]) -> HospitalData:
+    """The union of what the hospitals hold, each record as its hospital holds it."""
+    return HospitalData(
+        "pooled", np.concatenate([d.x_train for d in datasets]),
+        np.concatenate([d.y_train for d in datasets]),
+        np.concatenate([d.x_test for d in datasets]), np.concatenate([d.y_test for d in datasets]))
 
 
 def _privacy_state(privacy: PrivacyPlan, index: int) -> dict[str, Any]:

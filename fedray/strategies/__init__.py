@@ -10,11 +10,12 @@ from fedray.strategies.fedavg import FedAvg
 from fedray.strategies.fedbn import FedBN
 from fedray.strategies.fedopt import FedAdagrad, FedAdam, FedYogi
 from fedray.strategies.fedprox import FedProx
+from fedray.strategies.reference import Local, Pooled
 from fedray.strategies.scaffold import Scaffold
 
 __all__ = [
-    "ClientRound", "FedAdagrad", "FedAdam", "FedAvg", "FedBN", "FedProx", "FedYogi",
-    "STRATEGIES", "Scaffold", "State", "Strategy", "Upload", "build_strategy",
+    "ClientRound", "FedAdagrad", "FedAdam", "FedAvg", "FedBN", "FedProx", "FedYogi", "Local",
+    "Pooled", "STRATEGIES", "Scaffold", "State", "Strategy", "Upload", "build_strategy",
 ]
 
 
@@ -30,6 +31,8 @@ STRATEGIES: dict[str, Callable[[StrategyConfig], Strategy]] = {
     "fedyogi": _fedopt(FedYogi),
     "fedadagrad": _fedopt(FedAdagrad),
     "fedbn": lambda c: FedBN(server_lr=c.server_lr),
+    "local": lambda c: Local(),
+    "pooled": lambda c: Pooled(),
 }
 
 
