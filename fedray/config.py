@@ -157,9 +157,11 @@ class StrategyConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     tau: float = 1e-8
+    control_weights: str = "uniform"  # scaffold: "uniform" (the paper) or "size" (FLamby)
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, STRATEGIES)
+        _one_of("control_weights", self.control_weights, ("uniform", "size"))
         _positive_float("server_lr", self.server_lr)
         _positive_float("mu", self.mu)
         _positive_float("tau", self.tau)
@@ -328,6 +330,7 @@ class SimulationConfig:
     local_epochs: int = 1
     local_steps: Optional[int] = None  # when set, overrides local_epochs
     optimizer: str = "sgd"  # the hospitals' local optimiser; adam keeps its state per hospital
+    personalize_steps: int = 0  # >0: each hospital also tests after k local steps of its own
     batch_size: int = 16
     lr: float = 0.05
     seed: int = 0
@@ -346,6 +349,8 @@ class SimulationConfig:
         _positive_int("min_clients", self.min_clients)
         _positive_int("local_epochs", self.local_epochs)
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _require(isinstance(self.personalize_steps, int) and self.personalize_steps >= 0,
+                 "personalize_steps", self.personalize_steps, "must be an integer >= 0")
         if self.local_steps is not None:
             _positive_int("local_steps", self.local_steps)
         _positive_int("batch_size", self.batch_size)

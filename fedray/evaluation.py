@@ -91,3 +91,12 @@ def pooled(stats: Sequence[EvalStats]) -> EvalStats:
         loss_sum=sum(s.loss_sum for s in stats),
         auc=auc, positive_hist=pos, negative_hist=neg,
     )
+
+
+def fairness(accuracies: Sequence[float]) -> dict[str, float]:
+    """How evenly the model serves the hospitals: the worst one's accuracy, the spread
+    (population std over hospitals) and the gap between the best and the worst."""
+    values = np.asarray(accuracies, dtype=np.float64)
+    return {"worst_client_accuracy": float(values.min()),
+            "client_accuracy_std": float(values.std()),
+            "client_accuracy_gap": float(values.max() - values.min())}

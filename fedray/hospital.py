@@ -9,6 +9,7 @@ the driver as the researcher's diagnostics.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -23,7 +24,7 @@ from fedray.models import flatten, load_flat, num_trainable
 from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, UploadLayout
 from fedray.privacy import PartyPlan, PrivacyLedger, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
-from fedray.strategies import Strategy
+from fedray.strategies import FedAvg, Strategy
 from fedray.strategies.base import ClientRound, State, concat_uploads
 from fedray.training import LocalTraining, train_local
 
@@ -66,6 +67,7 @@ class Hospital:
         # DP-SGD's noise is drawn where the gradients live (CPU or CUDA); batches on CPU
         self._noise_generator = torch.Generator(device=device).manual_seed(
             int(streams[2].generate_state(1)[0]))
+        self._personalize_seed = int(streams[0].generate_state(2)[1]) % 2**62
         self.pipeline = pipeline
         self.ledger, self.party = ledger, party
         self.self_sample_rate = self_sample_rate
@@ -199,3 +201,16 @@ class Hospital:
         under FedBN)."""
         self._load(model, global_vector, local_positions)
         return evaluate_model(model, self._x_test, self._y_test)
+
+    def evaluate_personalized(self, setup: RoundSetup, global_vector: np.ndarray,
+                              steps: int, round_: int) -> EvalStats:
+        """The global model after ``steps`` plain local SGD steps on this hospital's own
+        training data, on its test split. Nothing is sent or kept: the fine-tuned model
+        is thrown away, and its batches come from a stream of their own (seeded by the
+        round), so the training streams are untouched."""
+        self._load(setup.model, global_vector, setup.local_positions)
+        generator = torch.Generator().manual_seed(self._personalize_seed + round_)
+        train_local(setup.model, self._x_train, self._y_train,
+                    settings=dataclasses.replace(setup.settings, steps=steps, optimizer="sgd"),
+                    generator=generator, strategy=FedAvg())
+        return evaluate_model(setup.model, self._x_test, self._y_test)

@@ -161,7 +161,8 @@ def simulate(config: SimulationConfig) -> Result:
             global_ref, report, reports, late = _aggregate_in_time(
                 config, privacy, training, global_ref, aggregator, weights)
             due = round_ % config.eval_every == 0 or round_ == config.num_rounds
-            evaluations = [a.evaluate.remote(global_ref) for a in actors] if due else None
+            evaluations = ([a.evaluate.remote(global_ref, round_) for a in actors] if due
+                           else None)
             pending = PendingRound(round_, report, reports, evaluations)
             late_reports.extend((round_, ref) for ref in late)
             record.log.add(round_, "global", "round", "participants", len(participants))
@@ -274,6 +275,10 @@ def _collect(pending: PendingRound, record: RunRecord, run_ledger: Optional[RunL
                        [r for part in ray.get(pending.hospital_reports) for r in part], bar)
     if pending.evaluations is not None:
         merged: dict[int, EvalStats] = {}
+        personal: dict[int, EvalStats] = {}
         for part in ray.get(pending.evaluations):
-            merged.update(part)
-        record.add_eval(pending.round_, merged, bar)
+            for i, (stats, personalized) in part.items():
+                merged[i] = stats
+                if personalized is not None:
+                    personal[i] = personalized
+        record.add_eval(pending.round_, merged, bar, personal)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,3 +47,12 @@ def test_multiclass_has_no_auc():
     stats = evaluate_model(model, torch.randn(10, 3), torch.randint(0, 4, (10,)))
     assert stats.auc is None and stats.positive_hist is None
     assert 0 <= stats.accuracy <= 1
+
+
+def test_fairness_names_the_worst_hospital_the_spread_and_the_gap():
+    from fedray.evaluation import fairness
+
+    result = fairness([0.9, 0.5, 0.7])
+    assert result == {"worst_client_accuracy": 0.5,
+                      "client_accuracy_std": pytest.approx(np.std([0.9, 0.5, 0.7])),
+                      "client_accuracy_gap": pytest.approx(0.4)}

@@ -14,7 +14,7 @@ import numpy as np
 
 from fedray.config import SimulationConfig, config_to_dict
 from fedray.data import FederationPlan
-from fedray.evaluation import EvalStats, pooled
+from fedray.evaluation import EvalStats, fairness, pooled
 from fedray.outputs.metrics import GLOBAL, MetricsLog
 from fedray.pipeline import AggregateResult, HospitalReport
 from fedray.privacy import RUN, PrivacyPlan
@@ -43,6 +43,7 @@ class RunRecord:
     stopped_early: Optional[str] = None
     self_sampling: bool = False  # distributed DP: log the hospitals' coins per round
     local_cross: Optional[dict[int, dict[int, EvalStats]]] = None  # strategy=local
+    last_personalized: dict[int, EvalStats] = field(default_factory=dict)
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
@@ -86,12 +87,22 @@ class RunRecord:
         self.epsilon[RUN] = epsilon
         self.log.add(round_, GLOBAL, "privacy", "epsilon", epsilon)
 
-    def add_eval(self, round_: int, stats: dict[int, EvalStats], bar: Any) -> None:
+    def add_eval(self, round_: int, stats: dict[int, EvalStats], bar: Any,
+                 personalized: Optional[dict[int, EvalStats]] = None) -> None:
+        """Test results of the global model, and after each hospital's own fine-tuning
+        (``personalize_steps``), with the round's fairness across hospitals."""
         self.last_eval = stats
         for i, hospital_stats in stats.items():
             self.log.add_eval(round_, self.names[i], hospital_stats)
         overall = pooled(list(stats.values()))
         self.log.add_eval(round_, GLOBAL, overall)
+        for metric, value in fairness([s.accuracy for s in stats.values()]).items():
+            self.log.add(round_, GLOBAL, "test", metric, value)
+        if personalized:
+            self.last_personalized = personalized
+            for i, hospital_stats in personalized.items():
+                self.log.add(round_, self.names[i], "personalized", "accuracy",
+                             hospital_stats.accuracy)
         bar.set_postfix(acc=f"{overall.accuracy:.3f}")
 
 
@@ -175,6 +186,10 @@ def build_summary(
         "per_client_accuracy": per_client,
         "per_client_auc": {names[i]: last[i].auc for i in sorted(last)},
         "mean_client_accuracy": float(np.mean(list(per_client.values()))),
+        **fairness(list(per_client.values())),
+        "per_client_accuracy_personalized": (
+            {names[i]: s.accuracy for i, s in sorted(record.last_personalized.items())}
+            if record.last_personalized else None),
         **_local_cross_summary(record),
         **privacy_summary(privacy, record),
         "rounds_completed": record.rounds_completed,

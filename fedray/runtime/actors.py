@@ -73,6 +73,7 @@ class HospitalWorker:
             )
             for plan, data in zip(plans, datasets)
         }
+        self.personalize_steps = config.personalize_steps
         self.trainers: dict[int, Hospital] = {}  # train only: not evaluated as a hospital
         if pooled_plans:
             self.trainers[num_hospitals] = Hospital(
@@ -97,10 +98,19 @@ class HospitalWorker:
             reports.append(report)
         return updates, reports
 
-    def evaluate(self, broadcast: RoundBroadcast) -> dict[int, Any]:
-        return {i: h.evaluate(self.setup.model, broadcast.global_vector,
-                              self.setup.local_positions)
-                for i, h in self.hospitals.items()}
+    def evaluate(self, broadcast: RoundBroadcast, round_: int = 0
+                 ) -> dict[int, tuple[Any, Optional[Any]]]:
+        """Each hosted hospital's test statistics for the global model, and (with
+        ``personalize_steps``) after its own fine-tuning."""
+        results = {}
+        for i, h in self.hospitals.items():
+            stats = h.evaluate(self.setup.model, broadcast.global_vector,
+                               self.setup.local_positions)
+            personal = (h.evaluate_personalized(self.setup, broadcast.global_vector,
+                                                self.personalize_steps, round_)
+                        if self.personalize_steps else None)
+            results[i] = (stats, personal)
+        return results
 
     def epsilon_spent(self) -> dict[int, Optional[float]]:
         """Each hosted hospital's ε from its own ledger, read at the end of a run (it

@@ -26,7 +26,7 @@ def _fedopt(cls: type) -> Callable[[StrategyConfig], Strategy]:
 STRATEGIES: dict[str, Callable[[StrategyConfig], Strategy]] = {
     "fedavg": lambda c: FedAvg(server_lr=c.server_lr),
     "fedprox": lambda c: FedProx(mu=c.mu, server_lr=c.server_lr),
-    "scaffold": lambda c: Scaffold(server_lr=c.server_lr),
+    "scaffold": lambda c: Scaffold(server_lr=c.server_lr, control_weights=c.control_weights),
     "fedadam": _fedopt(FedAdam),
     "fedyogi": _fedopt(FedYogi),
     "fedadagrad": _fedopt(FedAdagrad),

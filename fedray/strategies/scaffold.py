@@ -32,10 +32,14 @@ def control_variate_update(c_local: np.ndarray, c_global: np.ndarray, param_delt
 
 class Scaffold(Strategy):
     name = "scaffold"
-    uploads = (Upload("model"), Upload("control", average="over_all", size="trainable"))
 
-    def __init__(self, *, server_lr: float = 1.0) -> None:
+    def __init__(self, *, server_lr: float = 1.0, control_weights: str = "uniform") -> None:
+        """``control_weights``: ``uniform``, the paper's c ← c + Σ Δcᵢ / N (every
+        hospital counts alike); ``size``, c moves by the size-weighted mean of the Δcᵢ,
+        so c stays the size-weighted mean of the cᵢ, as FLamby's implementation keeps it."""
         self.server_lr = server_lr
+        average = "over_all" if control_weights == "uniform" else "mean"
+        self.uploads = (Upload("model"), Upload("control", average=average, size="trainable"))
 
     def init_server_state(self, global_vector: np.ndarray, num_trainable: int) -> State:
         return {"control": np.zeros(num_trainable)}

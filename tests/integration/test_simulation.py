@@ -29,7 +29,8 @@ def _synthetic(**overrides):
 
 
 def test_heart_disease_run_writes_the_output_contract(ray_local, tmp_path):
-    config = SimulationConfig(num_rounds=3, output_dir=str(tmp_path), progress=False)
+    config = SimulationConfig(num_rounds=3, output_dir=str(tmp_path), progress=False,
+                              personalize_steps=5)
     result = simulate(config)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [c["name"] for c in summary["clients"]] == [
@@ -49,6 +50,16 @@ def test_heart_disease_run_writes_the_output_contract(ray_local, tmp_path):
                                     "global"}
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
     assert result.accuracy == summary["accuracy"]
+    accuracies = list(summary["per_client_accuracy"].values())
+    assert summary["worst_client_accuracy"] == min(accuracies)
+    assert summary["client_accuracy_gap"] == pytest.approx(max(accuracies) - min(accuracies))
+    assert summary["client_accuracy_std"] == pytest.approx(np.std(accuracies))
+    worst = metrics.query("client == 'global' and metric == 'worst_client_accuracy'")
+    assert worst["round"].tolist() == [1, 2, 3]
+    personalized = summary["per_client_accuracy_personalized"]
+    assert set(personalized) == set(summary["per_client_accuracy"])
+    assert personalized != summary["per_client_accuracy"]  # 5 own steps change the model
+    assert len(metrics.query("split == 'personalized'")) == 3 * 4
 
 
 def test_same_seed_same_model_whatever_the_actor_layout(ray_local):

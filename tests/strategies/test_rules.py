@@ -118,3 +118,8 @@ def test_fedbn_keeps_every_batchnorm_position_and_nothing_else():
 def test_registry_builds_every_strategy_from_its_config(name):
     strategy = build_strategy(StrategyConfig(name=name, server_lr=0.5))
     assert strategy.name == name
+
+
+def test_scaffold_control_weights_choose_the_papers_or_flambys_average():
+    assert Scaffold().uploads[1].average == "over_all"  # c += Σ Δcᵢ / N
+    assert Scaffold(control_weights="size").uploads[1].average == "mean"  # size-weighted
