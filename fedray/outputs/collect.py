@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 RESULT_KEYS = ("accuracy", "mean_client_accuracy", "auc", "loss", "epsilon", "delta",
-               "noise_multiplier", "rounds_completed", "bytes_uploaded", "wall_seconds")
+               "noise_multiplier", "rounds_completed", "bytes_uploaded", "wall_seconds",
+               "worst_client_accuracy", "client_accuracy_std", "client_accuracy_gap")
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
