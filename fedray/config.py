@@ -158,10 +158,14 @@ class StrategyConfig:
     beta2: float = 0.999
     tau: float = 1e-8
     control_weights: str = "uniform"  # scaffold: "uniform" (the paper) or "size" (FLamby)
+    # pooled: "hospital" trains on the union as each hospital holds (and scales) its data;
+    # "pooled" re-standardises the union with pooled statistics, as FLamby's pooled run does
+    pooled_scaling: str = "hospital"
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, STRATEGIES)
         _one_of("control_weights", self.control_weights, ("uniform", "size"))
+        _one_of("pooled_scaling", self.pooled_scaling, ("hospital", "pooled"))
         _positive_float("server_lr", self.server_lr)
         _positive_float("mu", self.mu)
         _positive_float("tau", self.tau)

@@ -77,8 +77,8 @@ class HospitalWorker:
         self.trainers: dict[int, Hospital] = {}  # train only: not evaluated as a hospital
         if pooled_plans:
             self.trainers[num_hospitals] = Hospital(
-                index=num_hospitals, data=_pooled(build_hospitals(
-                    config.dataset, pooled_plans, seed=config.seed)),
+                index=num_hospitals,
+                data=_pooled(config, pooled_plans, index=num_hospitals),
                 seed=config.seed, device=self.device, pipeline=client_pipeline(
                     "none", clip=1.0, noise_std=0.0, codec=codec))
 
@@ -251,8 +251,17 @@ def make_actors(
     return hospitals, aggregator
 
 
-def _pooled(datasets: list[HospitalData]) -> HospitalData:
-    """The union of what the hospitals hold, each record as its hospital holds it."""
+def _pooled(config: SimulationConfig, plans: list[HospitalPlan], *, index: int
+            ) -> HospitalData:
+    """The union of what the hospitals hold: each record as its hospital holds it, or
+    (``strategy.pooled_scaling=pooled``, FLamby's pooled run) the union's rows scaled
+    with the union's own statistics."""
+    if config.strategy.pooled_scaling == "pooled":
+        union = HospitalPlan(index=index, name="pooled",
+                             train_rows=np.concatenate([p.train_rows for p in plans]),
+                             test_rows=np.concatenate([p.test_rows for p in plans]))
+        return build_hospitals(config.dataset, [union], seed=config.seed)[0]
+    datasets = build_hospitals(config.dataset, plans, seed=config.seed)
     return HospitalData(
         "pooled", np.concatenate([d.x_train for d in datasets]),
         np.concatenate([d.y_train for d in datasets]),
