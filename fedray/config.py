@@ -417,7 +417,7 @@ class SimulationConfig:
             raise ConfigError(
                 "partition.name", self.partition.name,
                 f"dataset {self.dataset.name} has no natural hospitals; "
-                "use iid, dirichlet or quantity",
+                "use iid, dirichlet, quantity or shards",
             )
 
 

@@ -28,9 +28,9 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
         federation = plan_federation(
             config.dataset, config.partition, num_clients=config.num_clients, seed=config.seed
         )
-    except PartitionError as err:
-        key = "partition.alpha" if config.partition.name == "dirichlet" else "num_clients"
-        value = config.partition.alpha if key == "partition.alpha" else config.num_clients
+    except PartitionError as err:  # the partitioner names its key; else the count
+        key = err.key or "num_clients"
+        value = err.value if err.key else config.num_clients
         raise ConfigError(key, value, str(err)) from None
     if config.min_clients > len(federation.hospitals):
         raise ConfigError("min_clients", config.min_clients,

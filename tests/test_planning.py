@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from fedray.config import ConfigError, EncryptionConfig, PrivacyConfig, SimulationConfig
+from fedray.config import (
+    ConfigError, DatasetConfig, EncryptionConfig, PartitionConfig, PrivacyConfig, SimulationConfig,
+)
 from fedray.crypto.packing import noise_tails
 from fedray.planning import aggregation_weights, largest_weights, plan, sample_participants
 
@@ -63,3 +65,17 @@ def test_secure_sampling_is_not_reproducible_and_seeded_sampling_is():
 
     assert samples(False) == samples(False)
     assert samples(True) != samples(True)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"partition": PartitionConfig(name="dirichlet", alpha=0.5), "num_clients": 100_000},
+     "num_clients"),  # too many hospitals for the records: the count, not α (issue #10)
+    ({"partition": PartitionConfig(name="dirichlet", alpha=1e-4, min_records=20),
+      "num_clients": 20}, "partition.alpha"),
+])
+def test_a_partition_that_cannot_be_drawn_names_the_right_key(overrides, key):
+    config = SimulationConfig(dataset=DatasetConfig(name="synthetic", num_records=800),
+                              **overrides)
+    with pytest.raises(ConfigError) as info:
+        plan(config)
+    assert info.value.key == key and "\n" not in str(info.value)

@@ -80,7 +80,8 @@ def dirichlet(
             return merged
     raise PartitionError(
         f"dirichlet(alpha={alpha}) left a hospital with fewer than {min_records} records "
-        f"in {MAX_DRAWS} draws over {num_clients} hospitals; raise alpha or lower num_clients"
+        f"in {MAX_DRAWS} draws over {num_clients} hospitals; raise alpha or lower num_clients",
+        key="partition.alpha", value=alpha,
     )
 
 
