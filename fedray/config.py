@@ -152,7 +152,7 @@ class StrategyConfig:
     adaptivity floor."""
 
     name: str = "fedavg"
-    server_lr: float = 1.0
+    server_lr: Optional[float] = None  # None: the strategy's own (1.0; FedOpt 0.01)
     mu: float = 0.01
     beta1: float = 0.9
     beta2: float = 0.999
@@ -166,7 +166,8 @@ class StrategyConfig:
         _one_of("name", self.name, STRATEGIES)
         _one_of("control_weights", self.control_weights, ("uniform", "size"))
         _one_of("pooled_scaling", self.pooled_scaling, ("hospital", "pooled"))
-        _positive_float("server_lr", self.server_lr)
+        if self.server_lr is not None:
+            _positive_float("server_lr", self.server_lr)
         _positive_float("mu", self.mu)
         _positive_float("tau", self.tau)
         for key in ("beta1", "beta2"):
@@ -396,6 +397,24 @@ class SimulationConfig:
                 "strategy.name", self.strategy.name, "is a reference run that shares no "
                 "update (local) or pools the records (pooled); it takes privacy=none and "
                 "encryption=none",
+            )
+        if self.strategy.name == "scaffold" and self.privacy.name in ("local", "central",
+                                                                      "distributed"):
+            raise ConfigError(
+                "strategy.name", "scaffold", f"with privacy={self.privacy.name} the server "
+                "control variate would sum every round's noise and its Δc would share the "
+                "model's clip budget; use fedprox, or privacy=dpsgd (SCAFFOLD then works on "
+                "privatised updates)",
+            )
+        if self.strategy.name == "pooled" and self.min_clients != 1:
+            raise ConfigError("min_clients", self.min_clients, "must be 1 with strategy=pooled: "
+                              "one trainer sends one update per round")
+        if self.strategy.name == "pooled" and self.strategy.pooled_scaling == "pooled" and (
+                self.partition.feature_shift > 0 or self.partition.masked_features > 0
+                or (self.dataset.name == "synthetic" and self.dataset.feature_shift > 0)):
+            raise ConfigError(
+                "strategy.pooled_scaling", "pooled", "re-standardises the raw records, which "
+                "would drop each hospital's feature shift; use pooled_scaling=hospital",
             )
         if self.optimizer == "adam" and (self.strategy.name == "scaffold"
                                          or self.privacy.name == "dpsgd"):

@@ -109,6 +109,9 @@ class UploadLayout:
     strategy: Strategy
     sizes: tuple[int, ...]
     num_hospitals: int
+    # model positions each hospital keeps (FedBN): the server never moves them, so the
+    # noise DP adds there never reaches anyone's BatchNorm
+    kept: Optional[np.ndarray] = None
 
     @property
     def size(self) -> int:
@@ -123,8 +126,11 @@ class UploadLayout:
 
     def means(self, summed: np.ndarray, denominator: float) -> State:
         parts = split_uploads(self.strategy, summed, list(self.sizes))
-        return {u.name: parts[u.name] / denominator if u.average == "mean" else parts[u.name]
-                for u in self.strategy.uploads}
+        means = {u.name: parts[u.name] / denominator if u.average == "mean" else parts[u.name]
+                 for u in self.strategy.uploads}
+        if self.kept is not None:
+            means["model"] = np.where(self.kept, 0.0, means["model"])
+        return means
 
 
 def upload_layout(strategy: Strategy, model: Any, num_hospitals: int) -> UploadLayout:
@@ -132,7 +138,7 @@ def upload_layout(strategy: Strategy, model: Any, num_hospitals: int) -> UploadL
 
     sizes = upload_sizes(strategy, size=flatten(model).shape[0],
                          num_trainable=num_trainable(model))
-    return UploadLayout(strategy, tuple(sizes), num_hospitals)
+    return UploadLayout(strategy, tuple(sizes), num_hospitals, strategy.local_positions(model))
 
 
 def aggregate(

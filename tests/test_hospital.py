@@ -14,13 +14,13 @@ from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.crypto.packing import Layout
 from fedray.data.base import HospitalData
 from fedray.hospital import Hospital, RoundSetup
-from fedray.models import build_model, initial_parameters
+from fedray.models import build_model, flatten, initial_parameters
 from fedray.pipeline import RoundBroadcast, client_pipeline, upload_layout
 from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.runtime.actors import AggregatorWorker
-from fedray.strategies import FedAvg
-from fedray.training import LocalTraining
+from fedray.strategies import ClientRound, FedAvg
+from fedray.training import LocalTraining, train_local
 
 FEATURES = 5
 SETTINGS = LocalTraining(steps=3, batch_size=8, lr=0.1)
@@ -186,3 +186,49 @@ def test_central_server_noise_std_is_sigma_c_over_qn():
     noise = AggregatorWorker(config, plan, 4, num_features=FEATURES).server_noise(
         np.zeros(200_000))
     assert np.std(noise) == pytest.approx(1.5 * 2.0 / (0.5 * 4), rel=0.01)
+
+
+def test_fedbn_keeps_batchnorm_home_uploads_none_of_it_and_tests_with_it():
+    from fedray.strategies import FedBN
+
+    config = ModelConfig(name="mlp", hidden=4, batchnorm=True)
+    model = build_model(config, num_features=FEATURES, num_classes=2)
+    strategy = FedBN()
+    setup = RoundSetup(model=model, strategy=strategy, settings=SETTINGS,
+                       layout=upload_layout(strategy, model, 4),
+                       local_positions=strategy.local_positions(model))
+    mask = setup.local_positions
+    start = initial_parameters(config, num_features=FEATURES, num_classes=2, seed=0)
+    hospital = _hospital(noise_std=0.0)
+    hospital.strategy_state["local"] = start[mask].copy()  # as its worker seeds it
+    update, _ = hospital.train(setup, RoundBroadcast(start), weight=1.0)
+    assert np.all(update.payload[mask] == 0) and np.any(update.payload[~mask] != 0)
+    kept = hospital.strategy_state["local"]
+    assert not np.allclose(kept, start[mask])  # its BatchNorm trained (and its statistics)
+    # evaluating a global model whose BatchNorm positions hold garbage: the hospital's own
+    # BatchNorm is used, so the result is the same as with the trained values in place
+    garbage = start.copy()
+    garbage[mask] = 99.0
+    clean = start.copy()
+    clean[mask] = kept
+    own, reference = hospital.evaluate(model, garbage, mask), hospital.evaluate(model, clean)
+    assert (own.correct, own.loss_sum) == (reference.correct, reference.loss_sum)
+
+
+def test_dpsgd_averages_over_the_hospital_when_its_sample_rate_is_capped_at_one():
+    # 5 records, batch 16: q = 1, so the mean gradient divides by 5, not 16. With a huge
+    # clip and negligible noise a DP-SGD step is then a plain full-batch SGD step.
+    data = _data()
+    x, y = torch.as_tensor(data.x_train[:5]), torch.as_tensor(data.y_train[:5])
+    plain, private = _model(), _model()
+    private.load_state_dict(plain.state_dict())
+    train_local(plain, x, y, settings=LocalTraining(steps=1, batch_size=16, lr=0.5),
+                generator=torch.Generator().manual_seed(0), strategy=FedAvg())
+    from opacus.accountants import RDPAccountant
+
+    DPSGDTrainer(private, clip=1e6, batch_size=16, lr=0.5).train(
+        x, y, noise_multiplier=1e-12, sample_rate=1.0, steps=1,
+        sampling_generator=torch.Generator().manual_seed(0),
+        noise_generator=torch.Generator().manual_seed(1), accountant=RDPAccountant(),
+        strategy=FedAvg(), round_=ClientRound([], {}, {}))
+    assert np.allclose(flatten(plain), flatten(private), atol=1e-6)

@@ -53,12 +53,14 @@ def _round(hospitals, setup, broadcast, server_state):
     return result.broadcast, result.server_state
 
 
-@pytest.mark.parametrize("name", ["scaffold", "fedadam", "fedbn"])
-def test_saving_and_loading_mid_run_continues_bit_for_bit(name):
+@pytest.mark.parametrize("name, optimizer", [("scaffold", "sgd"), ("fedadam", "adam"),
+                                             ("fedbn", "adam")])
+def test_saving_and_loading_mid_run_continues_bit_for_bit(name, optimizer):
     strategy = build_strategy(StrategyConfig(name=name, server_lr=0.5))
     model = build_model(MODEL, num_features=FEATURES, num_classes=2)
     setup = RoundSetup(model=model, strategy=strategy, layout=upload_layout(strategy, model, 3),
-                       settings=LocalTraining(steps=4, batch_size=4, lr=0.1),
+                       settings=LocalTraining(steps=4, batch_size=4, lr=0.1,
+                                              optimizer=optimizer),
                        local_positions=strategy.local_positions(model))
     initial = initial_parameters(MODEL, num_features=FEATURES, num_classes=2, seed=0)
     server_state = strategy.init_server_state(initial, _trainable(model))
@@ -66,18 +68,30 @@ def test_saving_and_loading_mid_run_continues_bit_for_bit(name):
     hospitals = _hospitals(strategy, model)
     broadcast, server_state = _round(hospitals, setup, broadcast, server_state)
     saved_hospitals = [copy.deepcopy(h.state_dict()) for h in hospitals]
-    saved_server = copy.deepcopy(server_state)
-    saved_broadcast = copy.deepcopy(broadcast)
+    saved_server, saved_broadcast = copy.deepcopy(server_state), copy.deepcopy(broadcast)
     reference, _ = _round(hospitals, setup, broadcast, server_state)
 
-    resumed = _hospitals(strategy, model)  # fresh objects: round-0 state
-    for hospital, state in zip(resumed, saved_hospitals):
-        hospital.load_state_dict(state)
-    again, _ = _round(resumed, setup, saved_broadcast, saved_server)
-    assert np.array_equal(again.global_vector, reference.global_vector)
+    def resume(*, server=True, strategy_state=True):
+        resumed = _hospitals(strategy, model)  # fresh objects: round-0 state
+        for hospital, state in zip(resumed, saved_hospitals):
+            state = copy.deepcopy(state)
+            if not strategy_state:  # everything but the strategy's and Adam's state
+                state["strategy"], state["optimizer"] = hospital.state_dict()["strategy"], {}
+            hospital.load_state_dict(state)
+        fresh_server = strategy.init_server_state(initial, _trainable(model))
+        result, _ = _round(resumed, setup, saved_broadcast,
+                           copy.deepcopy(saved_server) if server else fresh_server)
+        # the next broadcast: the global model and the strategy's vectors (SCAFFOLD's c)
+        return resumed, np.concatenate([result.global_vector, *result.extras.values()])
+
+    expected = np.concatenate([reference.global_vector, *reference.extras.values()])
+    resumed, again = resume()
+    assert np.array_equal(again, expected)
     assert [h.ledger.steps for h in resumed] == [2, 2, 2]
-    fresh, _ = _round(_hospitals(strategy, model), setup, saved_broadcast, saved_server)
-    assert not np.array_equal(fresh.global_vector, reference.global_vector)  # state mattered
+    # each part of the state matters: leave one out and the next round differs
+    if name != "fedbn":  # FedBN's server state is empty
+        assert not np.array_equal(resume(server=False)[1], expected)
+    assert not np.array_equal(resume(strategy_state=False)[1], expected)
 
 
 def test_aggregator_state_round_trip_restores_moments_and_noise_stream():

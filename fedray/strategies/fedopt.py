@@ -10,7 +10,8 @@ moments, which live in the server state:
     v ← v + Δ²                              (Adagrad)
     x ← x + η·m / (√v + τ)
 
-Under encryption the server optimiser only ever sees the decrypted aggregate.
+on the model's parameters; BatchNorm running statistics (buffers) move by the plain
+average. Under encryption the server optimiser only ever sees the decrypted aggregate.
 """
 
 from __future__ import annotations
@@ -36,16 +37,17 @@ class FedOpt(Strategy):
         self.server_lr, self.beta1, self.beta2, self.tau = server_lr, beta1, beta2, tau
 
     def init_server_state(self, global_vector: np.ndarray, num_trainable: int) -> State:
-        size = global_vector.shape[0]
-        # both moments start at zero, as in FLamby's FedOpt (no bias correction)
-        return {"m": np.zeros(size), "v": np.zeros(size)}
+        # both moments start at zero, as in FLamby's FedOpt (no bias correction); they
+        # cover the parameters only: BatchNorm running statistics are averaged plainly
+        return {"m": np.zeros(num_trainable), "v": np.zeros(num_trainable)}
 
     def server_update(self, global_vector: np.ndarray, means: State, server_state: State
                       ) -> tuple[np.ndarray, State]:
+        n = server_state["m"].shape[0]
         delta = means["model"]
-        m = self.beta1 * server_state["m"] + (1.0 - self.beta1) * delta
-        v = second_moment(self.rule, server_state["v"], delta, self.beta2)
-        step = self.server_lr * m / (np.sqrt(v) + self.tau)
+        m = self.beta1 * server_state["m"] + (1.0 - self.beta1) * delta[:n]
+        v = second_moment(self.rule, server_state["v"], delta[:n], self.beta2)
+        step = np.concatenate([self.server_lr * m / (np.sqrt(v) + self.tau), delta[n:]])
         return (global_vector + step).astype(np.float32), {"m": m, "v": v}
 
 

@@ -33,6 +33,18 @@ def test_every_strategy_runs_under_ckks(ray_local, name):
     assert np.all(np.isfinite(result.global_vector)) and 0.0 < s["accuracy"] <= 1.0
 
 
+def test_scaffold_control_variates_survive_encryption(ray_local):
+    # the control variates ride the ciphertexts too: a lost or garbled Δc would change
+    # the correction every hospital applies, and the encrypted run would drift away
+    strategy = StrategyConfig(name="scaffold")
+    plain = simulate(_config(strategy, num_rounds=3))
+    encrypted = simulate(_config(strategy, num_rounds=3,
+                                 encryption=EncryptionConfig(name="ckks", preset="n4096")))
+    assert np.max(np.abs(encrypted.global_vector - plain.global_vector)) < 1e-4
+    fedavg = simulate(_config(StrategyConfig(name="fedavg"), num_rounds=3))
+    assert np.max(np.abs(fedavg.global_vector - plain.global_vector)) > 1e-3  # c mattered
+
+
 def test_dpsgd_keeps_the_strategy_local_objective(ray_local):
     # same seed, same DP noise draws: if Opacus's path ignored FedProx's proximal term,
     # both runs would produce the same model

@@ -123,3 +123,69 @@ def test_registry_builds_every_strategy_from_its_config(name):
 def test_scaffold_control_weights_choose_the_papers_or_flambys_average():
     assert Scaffold().uploads[1].average == "over_all"  # c += Σ Δcᵢ / N
     assert Scaffold(control_weights="size").uploads[1].average == "mean"  # size-weighted
+
+
+def test_fedopt_moves_batchnorm_statistics_by_the_plain_average():
+    strategy = FedAdam(server_lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3)
+    state = strategy.init_server_state(np.zeros(3, np.float32), num_trainable=2)
+    new, state = strategy.server_update(np.zeros(3, np.float32),
+                                        {"model": np.array([0.2, -0.1, 0.05])}, state)
+    assert state["m"].shape == (2,)
+    assert new[2] == pytest.approx(0.05)  # the running statistic: averaged, not adapted
+    # the parameter: an adaptive step, η·(1−β1)Δ / (√((1−β2)Δ²) + τ) ≈ η·sign(Δ)
+    assert new[0] == pytest.approx(0.1 * 0.02 / (0.02 + 1e-3), rel=1e-5)
+
+
+def test_upload_layout_weights_and_averages_each_part():
+    from fedray.pipeline import UploadLayout
+
+    layout = UploadLayout(Scaffold(), (3, 2), num_hospitals=4)
+    weights = layout.coordinate_weights(0.25)
+    assert weights.tolist() == [0.25, 0.25, 0.25, 0.25, 0.25]  # 1/N = 0.25 too, here
+    assert UploadLayout(Scaffold(), (1, 1), 10).coordinate_weights(0.5).tolist() == [0.5, 0.1]
+    means = layout.means(np.array([1.0, 2.0, 3.0, 4.0, 8.0]), denominator=0.5)
+    assert np.allclose(means["model"], [2, 4, 6])  # averaged: divided by arrived weights
+    assert np.allclose(means["control"], [4, 8])  # over all N: already weighted 1/N
+
+
+def test_kept_positions_never_move_on_the_server():
+    from fedray.pipeline import UploadLayout
+
+    layout = UploadLayout(FedBN(), (3,), 2, kept=np.array([False, True, False]))
+    assert np.allclose(layout.means(np.array([1.0, 5.0, 1.0]), 1.0)["model"], [1, 0, 1])
+
+
+STRATEGY_NAMES = ["fedavg", "fedprox", "scaffold", "fedadam", "fedyogi", "fedadagrad", "fedbn",
+                  "local", "pooled"]
+PRIVACY_NAMES = ["none", "local", "central", "distributed", "dpsgd"]
+REFUSED = {  # (strategy, privacy) -> the key the one-line error names
+    **{("scaffold", p): "strategy.name" for p in ("local", "central", "distributed")},
+    **{(s, p): "strategy.name" for s in ("local", "pooled") for p in PRIVACY_NAMES[1:]},
+}
+
+
+# central x ckks and distributed without ckks are privacy's own refusals (test_plan.py)
+PAIRS = [(s, p, e) for s in STRATEGY_NAMES for p in PRIVACY_NAMES for e in (False, True)
+         if not (p == "central" and e) and not (p == "distributed" and not e)]
+
+
+@pytest.mark.parametrize("strategy, privacy, encrypted", PAIRS)
+def test_every_strategy_privacy_encryption_pair_runs_or_is_refused_in_one_line(
+        strategy, privacy, encrypted):
+    from fedray.config import ConfigError, config_from_dict
+    values = {"strategy": {"name": strategy},
+              "privacy": {"name": privacy, "epsilon": 4.0} if privacy != "none" else {},
+              "encryption": {"name": "ckks"} if encrypted else {}}
+    if strategy == "fedbn":
+        values["model"] = {"name": "mlp", "batchnorm": True}
+    key = REFUSED.get((strategy, privacy))
+    if strategy in ("local", "pooled") and encrypted:
+        key = "strategy.name"
+    if strategy == "fedbn" and privacy == "dpsgd":
+        key = None  # Opacus's BatchNorm refusal comes from the planner (test_plan.py)
+    if key is None:
+        assert config_from_dict(values).strategy.name == strategy
+    else:
+        with pytest.raises(ConfigError) as info:
+            config_from_dict(values)
+        assert info.value.key == key and "\n" not in str(info.value)
