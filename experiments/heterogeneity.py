@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import ray
 
-from fedray import simulate
+from fedray import ConfigError, simulate
 from fedray.cli import compose
 from fedray.outputs.collect import summary_row
 
@@ -58,18 +58,20 @@ def plot(summary: pd.DataFrame, column: str, label: str, path: Path) -> None:
     panels = [(p, s) for p in PRIVACY for s in sorted(summary["feature_shift"].unique())]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), sharey=True)
     positions = {a: i for i, a in enumerate(ALPHAS)}
+    strategies = sorted(summary["strategy"].unique())
+    colours = dict(zip(strategies, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for ax, (privacy, shift) in zip(axes, panels):
         rows = summary[(summary["privacy"] == privacy) & (summary["feature_shift"] == shift)]
         for strategy, line in rows.groupby("strategy"):
             line = line.assign(x=line["alpha"].map(positions)).sort_values("x")
             ax.errorbar(line["x"], line[column], yerr=line[column + "_sd"], marker="o",
-                        capsize=3, label=strategy)
+                        capsize=3, label=strategy, color=colours[strategy])
         ax.set_xticks(range(len(ALPHAS)), ALPHAS)
         ax.set_xlabel("Dirichlet α (label skew; smaller = more skewed)")
         ax.set_title(f"privacy {privacy}, feature shift {shift:g}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(label)
-    axes[-1].legend(fontsize=8)
+    axes[0].legend(fontsize=8)  # the first panel has every strategy
     fig.suptitle(f"Synthetic, 10 hospitals, 4 classes: {label}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -83,7 +85,12 @@ def main() -> None:
                         default=["fedavg", "fedprox", "scaffold", "fedadam"])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--from-csv", type=Path, help="redo the table and plots from a "
+                        "heterogeneity.csv instead of running")
     args = parser.parse_args()
+    if args.from_csv:
+        report(pd.read_csv(args.from_csv), args.out)
+        return
     rows = []
     ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     try:
@@ -92,9 +99,13 @@ def main() -> None:
                 for alpha in ALPHAS:
                     for strategy in args.strategies:
                         for seed in args.seeds:
-                            config = dataclasses.replace(compose(overrides(
-                                alpha, shift, strategy, privacy, seed, args.rounds)),
-                                progress=False)
+                            try:
+                                config = dataclasses.replace(compose(overrides(
+                                    alpha, shift, strategy, privacy, seed, args.rounds)),
+                                    progress=False)
+                            except ConfigError as err:  # a refused pair: say so, go on
+                                print(f"skipped {strategy} x privacy {privacy}: {err}")
+                                break
                             row = summary_row(simulate(config).summary)
                             row.update(alpha=alpha, feature_shift=shift, strategy=strategy,
                                        privacy=privacy, seed=seed)
@@ -102,17 +113,21 @@ def main() -> None:
                     print(f"privacy {privacy}, shift {shift:g}, α {alpha}: done", flush=True)
     finally:
         ray.shutdown()
-    table = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "heterogeneity.csv", index=False)
+    report(pd.DataFrame(rows), args.out)
+
+
+def report(table: pd.DataFrame, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "heterogeneity.csv", index=False)
+    table = table.assign(alpha=table["alpha"].astype(str).replace({"1": "1.0"}))
     keys = ["privacy", "feature_shift", "alpha", "strategy"]
     summary = table.groupby(keys).agg(
         mean=("mean_client_accuracy", "mean"), mean_sd=("mean_client_accuracy", "std"),
         worst=("worst_client_accuracy", "mean"), worst_sd=("worst_client_accuracy", "std"),
     ).reset_index()
-    summary.to_csv(args.out / "heterogeneity_summary.csv", index=False)
-    plot(summary, "mean", "mean hospital accuracy", args.out / "heterogeneity_mean.png")
-    plot(summary, "worst", "worst hospital accuracy", args.out / "heterogeneity_worst.png")
+    summary.to_csv(out / "heterogeneity_summary.csv", index=False)
+    plot(summary, "mean", "mean hospital accuracy", out / "heterogeneity_mean.png")
+    plot(summary, "worst", "worst hospital accuracy", out / "heterogeneity_worst.png")
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 160):
         print(summary.to_string(index=False))
 

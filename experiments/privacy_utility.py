@@ -4,7 +4,8 @@
 
 Sweeps ε ∈ {0.5, 1, 2, 4, 8, ∞} × privacy ∈ {local, central, distributed, dpsgd} ×
 seeds, with the default heart-disease run otherwise (20 rounds, FedAvg, logistic
-regression; ε = ∞ is privacy=none; distributed runs under CKKS with min_clients=4). Each run is the CLI's config for the same overrides,
+regression; ε = ∞ is privacy=none; distributed runs under CKKS with min_clients=4).
+Each run is the CLI's config for the same overrides,
 all in one Ray instance. Writes privacy_utility.csv (one row per run),
 privacy_utility_summary.csv (mean ± sd per mode and ε) and privacy_utility.png.
 """
