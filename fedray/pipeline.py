@@ -203,18 +203,14 @@ def aggregate(
     )
 
 
-def client_pipeline(mode: str, *, clip: float, noise_std: float,
+def client_pipeline(*, clips: bool, clip: float, noise_std: float,
                     codec: Optional[Codec] = None) -> ClientPipeline:
-    """The hospital-side steps of each privacy mode (docs/privacy.md).
-
-    local and distributed clip and add noise (the full σC, or a share of it);
-    central clips and leaves the noise to the aggregator; dpsgd protects records
-    inside training, so its update needs no further step.
-    """
+    """The hospital-side steps of a privacy mode (fedray/privacy/modes.py): clip to C
+    when the mode bounds updates (local, central, distributed), then add its noise (the
+    full σC, a share of it, or none: central leaves it to the server, DP-SGD protects
+    records inside training)."""
     codec = codec or PlainCodec()
-    if mode not in ("local", "central", "distributed"):
+    if not clips:
         return ClientPipeline(codec=codec)
-    clipper = functools.partial(clip_to_norm, clip=clip)
-    if mode == "central":
-        return ClientPipeline(clip=clipper, codec=codec)
-    return ClientPipeline(clip=clipper, noise_std=noise_std, codec=codec)
+    return ClientPipeline(clip=functools.partial(clip_to_norm, clip=clip), noise_std=noise_std,
+                          codec=codec)

@@ -1,5 +1,6 @@
 """Everything decided before Ray starts: the hospitals, the privacy noise, the packing
-range, and the pure rules for sampling and weighting each round's participants."""
+range, and the pure rule for weighting each round's participants (who is sampled is
+the privacy mode's: fedray/privacy/modes.py)."""
 
 from __future__ import annotations
 
@@ -49,18 +50,8 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
     return config, federation, privacy
 
 
-def sample_participants(
-    num_hospitals: int, fraction: float, rng: np.random.Generator, *, poisson: bool = False
-) -> np.ndarray:
-    """A fixed-size sample, or (central DP) each hospital independently with
-    probability ``fraction``: the sampling Opacus's accountant assumes."""
-    if poisson:
-        return np.flatnonzero(rng.random(num_hospitals) < fraction)
-    count = sample_size(num_hospitals, fraction)
-    return np.sort(rng.choice(num_hospitals, size=count, replace=False))
-
-
 def sample_size(num_hospitals: int, fraction: float) -> int:
+    """The fixed sample size of the modes that sample a fixed count (privacy/modes.py)."""
     return max(1, int(round(fraction * num_hospitals)))
 
 
@@ -92,7 +83,7 @@ def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
     encryption = config.encryption
     count = len(federation.hospitals)
     stds = [privacy.client_noise_std(i) for i in range(count)]
-    if privacy.mode not in ("local", "distributed"):
+    if not privacy.mechanism.noise_on_updates:
         value_range = encryption.packing_range or DEFAULT_PACKING_RANGE
         return dataclasses.replace(
             config, encryption=dataclasses.replace(encryption, packing_range=value_range))

@@ -26,7 +26,7 @@ from fedray.models import build_model, initial_parameters, num_trainable
 from fedray.pipeline import RoundBroadcast
 from fedray.outputs import write_run
 from fedray.outputs.record import RunRecord, build_summary
-from fedray.planning import aggregation_weights, plan, sample_participants
+from fedray.planning import aggregation_weights, plan
 from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, make_randomness
 from fedray.runtime import actor_count, assign_hospitals, make_actors, ray_session, wait_ready
 from fedray.strategies import build_strategy
@@ -130,7 +130,7 @@ def simulate(config: SimulationConfig) -> Result:
                                                                                 federation))
         # one copy in the object store, read by every actor
         global_ref = ray.put(RoundBroadcast(initial, strategy.broadcast(server_state)))
-        run_ledger = RunLedger(privacy) if privacy.enabled and not privacy.spec.per_hospital \
+        run_ledger = RunLedger(privacy) if privacy.enabled and not privacy.mechanism.per_hospital \
             else None
         pending: Optional[PendingRound] = None
         late_reports: list[tuple[int, ray.ObjectRef]] = []  # batches that missed a timeout
@@ -176,7 +176,7 @@ def simulate(config: SimulationConfig) -> Result:
             record.add_reports(round_, ray.get(ref), bar, late=True)
         if config.strategy.name == "local":
             record.local_cross = _cross_evaluate(actors)
-        if privacy.spec.per_hospital:  # ε from the ledgers themselves, late batches included
+        if privacy.mechanism.per_hospital:  # ε from the ledgers themselves, late batches included
             for part in ray.get([a.epsilon_spent.remote() for a in actors]):
                 record.epsilon.update({i: e for i, e in part.items() if e is not None})
 
@@ -216,10 +216,8 @@ def _participants(config: SimulationConfig, privacy: PrivacyPlan, sampling: Any,
     distributed: everyone, every round; each hospital's own coin decides whether its
     data goes in, so neither the driver nor the aggregator learns the sample.
     central: a Poisson sample the trusted server draws and keeps hidden."""
-    if privacy.self_sampling:
-        return np.arange(num_hospitals)
-    return sample_participants(num_hospitals, config.fraction_per_round, sampling.generator(),
-                               poisson=privacy.mode == "central")
+    return privacy.mechanism.sample(num_hospitals, config.fraction_per_round,
+                                    sampling.generator())
 
 
 def _dispatch_training(

@@ -42,7 +42,7 @@ def _global():
 
 
 def _hospital(*, noise_std=0.5, codec=None, **kwargs):
-    pipeline = client_pipeline("local", clip=1.0, noise_std=noise_std, codec=codec)
+    pipeline = client_pipeline(clips=True, clip=1.0, noise_std=noise_std, codec=codec)
     return Hospital(index=3, data=_data(), seed=7, pipeline=pipeline, **kwargs)
 
 
@@ -117,7 +117,7 @@ def _dpsgd_hospital(secure):
     party = PartyPlan(noise_multiplier=1.0, sample_rate=0.25, steps_per_round=3)
     ledger = PrivacyLedger(noise_multiplier=1.0, sample_rate=0.25, delta=1e-5,
                            accountant="rdp")
-    pipeline = client_pipeline("dpsgd", clip=1.0, noise_std=0.0)
+    pipeline = client_pipeline(clips=False, clip=1.0, noise_std=0.0)
     return Hospital(index=0, data=_data(), seed=7, pipeline=pipeline, ledger=ledger,
                     party=party, secure_rng=secure)
 
@@ -170,7 +170,7 @@ def test_an_unsampled_hospital_does_the_same_work_and_keeps_its_state():
 
 def test_noise_std_is_what_the_plan_says():
     size = 200_000
-    pipeline = client_pipeline("local", clip=1.0, noise_std=2.5)
+    pipeline = client_pipeline(clips=True, clip=1.0, noise_std=2.5)
     payload, _, _ = pipeline(np.zeros(size), weight=0.4, randomness=make_randomness(
         secure=False, seed=np.random.SeedSequence(1)))
     assert np.std(payload) == pytest.approx(0.4 * 2.5, rel=0.01)

@@ -7,7 +7,8 @@ from fedray.config import (
     ConfigError, DatasetConfig, EncryptionConfig, PartitionConfig, PrivacyConfig, SimulationConfig,
 )
 from fedray.crypto.packing import noise_tails
-from fedray.planning import aggregation_weights, largest_weights, plan, sample_participants
+from fedray.planning import aggregation_weights, largest_weights, plan
+from fedray.privacy import MODES
 
 
 def test_largest_weight_is_with_the_smallest_companions():
@@ -21,10 +22,12 @@ def test_largest_weight_is_with_the_smallest_companions():
         assert all(w <= largest_weights(sizes, 2)[i] + 1e-12 for i, w in weights.items())
 
 
-def test_poisson_sampling_can_sample_nobody():
+def test_each_mode_samples_its_own_way():
     rng = np.random.default_rng(1)
-    sizes = [len(sample_participants(4, 0.1, rng, poisson=True)) for _ in range(50)]
-    assert 0 in sizes and max(sizes) <= 4
+    central = [len(MODES["central"].sample(4, 0.1, rng)) for _ in range(50)]
+    assert 0 in central and max(central) <= 4  # Poisson: nobody, sometimes
+    assert all(len(MODES[m].sample(10, 0.3, rng)) == 3 for m in ("none", "local", "dpsgd"))
+    assert MODES["distributed"].sample(5, 0.1, rng).tolist() == [0, 1, 2, 3, 4]  # all ask
 
 
 def _packed(privacy, packing_range=None):
@@ -60,7 +63,7 @@ def test_secure_sampling_is_not_reproducible_and_seeded_sampling_is():
 
     def samples(secure):
         source = make_randomness(secure=secure, seed=np.random.SeedSequence([0, 0x5A3]))
-        return [tuple(sample_participants(20, 0.5, source.generator(), poisson=True))
+        return [tuple(MODES["central"].sample(20, 0.5, source.generator()))
                 for _ in range(10)]
 
     assert samples(False) == samples(False)

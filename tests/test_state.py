@@ -36,7 +36,7 @@ def _hospitals(strategy, model):
     initial = initial_parameters(MODEL, num_features=FEATURES, num_classes=2, seed=0)
     return [
         Hospital(index=i, data=_data(i), seed=3,
-                 pipeline=client_pipeline("local", clip=1.0, noise_std=0.2),
+                 pipeline=client_pipeline(clips=True, clip=1.0, noise_std=0.2),
                  ledger=PrivacyLedger(noise_multiplier=0.2, sample_rate=1.0, delta=1e-5,
                                       accountant="rdp"),
                  party=PartyPlan(0.2, 1.0, 1),

@@ -110,7 +110,7 @@ def privacy_summary(privacy: PrivacyPlan, record: RunRecord) -> dict[str, Any]:
     if not privacy.enabled:
         return {"epsilon": None, "delta": None, "noise_multiplier": None}
     sigmas = {p: plan.noise_multiplier for p, plan in privacy.parties.items()}
-    per_hospital = privacy.spec.per_hospital
+    per_hospital = privacy.mechanism.per_hospital
     adjacency = privacy.adjacency
     assert adjacency is not None
     return {
@@ -128,10 +128,10 @@ def privacy_summary(privacy: PrivacyPlan, record: RunRecord) -> dict[str, Any]:
             "accountant": privacy.accountant,
             "epsilon_budget": privacy.budget,
             "clip": privacy.clip,
-            "protects": ("each patient record" if privacy.spec.unit == "record"
+            "protects": ("each patient record" if privacy.mechanism.unit == "record"
                          else "each hospital's whole contribution"),
             "secure_rng": privacy.secure_rng,
-            "colluders_tolerated": privacy.colluders if privacy.mode == "distributed" else None,
+            "colluders_tolerated": privacy.colluders if privacy.self_sampling else None,
             "per_client_epsilon": (
                 {record.names[i]: record.epsilon.get(i, 0.0) for i in range(len(record.names))}
                 if per_hospital else None

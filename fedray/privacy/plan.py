@@ -3,6 +3,7 @@ sample rates and step counts, with every refusal as a one-line ConfigError."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -12,29 +13,8 @@ from torch import nn
 from fedray.config import ConfigError, PrivacyConfig, SimulationConfig
 from fedray.privacy.accounting import PrivacyLedger, calibrate_noise_multiplier
 from fedray.privacy.adjacency import Adjacency
+from fedray.privacy.modes import MODES, RUN, PrivacyMode
 from fedray.training import LocalTraining
-
-
-@dataclass(frozen=True)
-class ModeSpec:
-    """What a privacy mode protects, and against which neighbouring worlds."""
-
-    adjacency: Optional[Adjacency]
-    unit: Optional[str]  # "hospital" (client-level) or "record"
-    per_hospital: bool  # one accountant per hospital, else one for the run
-
-
-MODES = {
-    "none": ModeSpec(None, None, per_hospital=False),
-    # the aggregator sees who takes part: only replacing a hospital's data is hidden
-    "local": ModeSpec(Adjacency.REPLACE_ONE, "hospital", per_hospital=True),
-    # a trusted server samples and hides the sample (DP-FedAvg)
-    "central": ModeSpec(Adjacency.ADD_REMOVE, "hospital", per_hospital=False),
-    # every hospital sends every round; each samples itself, so only its content is hidden
-    "distributed": ModeSpec(Adjacency.ZERO_OUT, "hospital", per_hospital=False),
-    # records are Poisson-sampled inside the hospital; its record count is public
-    "dpsgd": ModeSpec(Adjacency.ADD_REMOVE, "record", per_hospital=True),
-}
 
 
 @dataclass(frozen=True)
@@ -61,38 +41,44 @@ class PrivacyPlan:
     secure_rng: bool = False
 
     @property
-    def spec(self) -> ModeSpec:
+    def mechanism(self) -> PrivacyMode:
+        """The mode's object (fedray/privacy/modes.py): the only place modes differ."""
         return MODES[self.mode]
 
     @property
     def adjacency(self) -> Optional[Adjacency]:
-        return self.spec.adjacency
+        return self.mechanism.adjacency
 
     def client_noise_std(self, index: int) -> float:
-        """Std of the noise a hospital adds to its clipped update before weighting.
+        """Std of the noise a hospital adds to its clipped update before weighting."""
+        if not self.mechanism.noise_on_updates:
+            return 0.0
+        party = self.party(index if self.mechanism.per_hospital else RUN)
+        return self.mechanism.client_noise_std(
+            sigma=party.noise_multiplier, clip=self.clip, min_shares=self.min_shares,
+            colluders=self.colluders)
 
-        distributed: a share N(0, σ²C²/(m − t)), so the m or more shares of any released
-        sum, less the t that colluders know, still add up to central DP's σC."""
-        if self.mode == "local":
-            return self.party(index).noise_multiplier * self.clip
-        if self.mode == "distributed":
-            shares = self.min_shares - self.colluders
-            return self.party(RUN).noise_multiplier * self.clip / shares ** 0.5
-        return 0.0
+    def server_noise_std(self) -> float:
+        """Std of the noise the server adds to the weighted sum (central DP), else 0."""
+        if not self.enabled or self.mechanism.per_hospital:
+            return 0.0
+        return self.mechanism.server_noise_std(
+            sigma=self.party(RUN).noise_multiplier, clip=self.clip,
+            fixed_weight=self.uniform_weight or 0.0)
 
     @property
     def enabled(self) -> bool:
-        return self.mode != "none"
+        return self.mechanism.enabled
 
     @property
     def self_sampling(self) -> bool:
         """distributed: each hospital flips its own coin, so nobody learns the sample."""
-        return self.mode == "distributed"
+        return self.mechanism.self_sampling
 
     @property
     def releases_every_round(self) -> bool:
         """central: a noised sum is released even when nobody was sampled."""
-        return self.mode == "central"
+        return self.mechanism.releases_every_round
 
     def party(self, index: int) -> PartyPlan:
         return self.parties[index]
@@ -108,14 +94,11 @@ class PrivacyPlan:
         )
 
 
-RUN = -1  # the party key of central DP: the run, not a hospital
-
-
 def _sigma(privacy: PrivacyConfig, *, sample_rate: float, steps: int) -> float:
     if privacy.noise_multiplier is not None:
         return privacy.noise_multiplier
     assert privacy.epsilon is not None
-    adjacency = MODES[privacy.name].adjacency
+    adjacency = MODES[privacy.name].adjacency  # the mode's relation sets σ per ε
     assert adjacency is not None
     try:
         return calibrate_noise_multiplier(
@@ -146,38 +129,31 @@ def make_privacy_plan(
             records (Poisson batches), its local steps per round, σ for all num_rounds.
     """
     privacy = config.privacy
-    spec = MODES[privacy.name]
-    if spec.unit == "hospital" and privacy.delta >= 1.0 / len(train_sizes):
+    mechanism = MODES[privacy.name]
+    if mechanism.unit == "hospital" and privacy.delta >= 1.0 / len(train_sizes):
         raise ConfigError("privacy.delta", privacy.delta,
                           f"must be < 1/(number of hospitals) = 1/{len(train_sizes)} for "
                           f"client-level privacy={privacy.name}")
-    parties: dict[int, PartyPlan] = {}
-    uniform_weight = None
-    if privacy.name == "local":
-        sigma = _sigma(privacy, sample_rate=1.0, steps=config.num_rounds)
-        parties = {i: PartyPlan(sigma, 1.0, 1) for i in range(len(train_sizes))}
-    elif privacy.name in ("central", "distributed"):
-        q = config.fraction_per_round
-        parties = {RUN: PartyPlan(_sigma(privacy, sample_rate=q, steps=config.num_rounds), q, 1)}
-        uniform_weight = 1.0 / (q * len(train_sizes))
-    elif privacy.name == "dpsgd":
+    if mechanism.trains_records_privately:
         smallest = min(train_sizes)
         if privacy.delta >= 1.0 / smallest:
             raise ConfigError("privacy.delta", privacy.delta,
                               f"must be < 1/(records of the smallest hospital) = 1/{smallest}")
         check_dpsgd_model(model)
-        settings = LocalTraining(epochs=config.local_epochs, steps=config.local_steps,
-                                 batch_size=config.batch_size, lr=config.lr)
-        for i, n in enumerate(train_sizes):
-            q = min(1.0, config.batch_size / n)
-            steps = settings.num_steps(n)
-            sigma = _sigma(privacy, sample_rate=q, steps=steps * config.num_rounds)
-            parties[i] = PartyPlan(sigma, q, steps)
+    settings = LocalTraining(epochs=config.local_epochs, steps=config.local_steps,
+                             batch_size=config.batch_size, lr=config.lr)
+    planned = mechanism.plan_parties(
+        num_rounds=config.num_rounds, fraction=config.fraction_per_round,
+        train_sizes=train_sizes, batch_size=config.batch_size,
+        sigma_for=functools.partial(_sigma, privacy), steps_for=settings.num_steps)
+    parties = {key: PartyPlan(*value) for key, value in planned.items()}
+    uniform_weight = (1.0 / (config.fraction_per_round * len(train_sizes))
+                      if mechanism.fixed_weights else None)
     return PrivacyPlan(
         mode=privacy.name, clip=privacy.clip, delta=privacy.delta,
         accountant=privacy.accountant, budget=privacy.epsilon, parties=parties,
         uniform_weight=uniform_weight,
-        min_shares=config.min_clients if privacy.name == "distributed" else 1,
+        min_shares=config.min_clients if mechanism.self_sampling else 1,
         colluders=privacy.colluders, secure_rng=privacy.secure_rng,
     )
 

@@ -57,14 +57,16 @@ class HospitalWorker:
                                    optimizer=config.optimizer),
             local_positions=strategy.local_positions(model),
             dpsgd=(DPSGDTrainer(model, clip=privacy.clip, batch_size=config.batch_size,
-                                lr=config.lr) if privacy.mode == "dpsgd" else None),
+                                lr=config.lr)
+                   if privacy.mechanism.trains_records_privately else None),
         )
         datasets = build_hospitals(config.dataset, plans, seed=config.seed)
         codec = make_codec(context, config.encryption, num_hospitals)
         self.hospitals = {
             plan.index: Hospital(
                 index=plan.index, data=data, seed=config.seed, device=self.device,
-                pipeline=client_pipeline(privacy.mode, clip=privacy.clip,
+                pipeline=client_pipeline(clips=privacy.mechanism.clips_updates,
+                                         clip=privacy.clip,
                                          noise_std=privacy.client_noise_std(plan.index),
                                          codec=codec),
                 secure_rng=privacy.secure_rng,
@@ -83,7 +85,7 @@ class HospitalWorker:
                 index=num_hospitals,
                 data=_pooled(config, pooled_plans, index=num_hospitals),
                 seed=config.seed, device=self.device, pipeline=client_pipeline(
-                    "none", clip=1.0, noise_std=0.0, codec=codec))
+                    clips=False, clip=1.0, noise_std=0.0, codec=codec))
 
     def ready(self) -> str:
         return self.device
@@ -165,17 +167,14 @@ class AggregatorWorker:
         self.min_accepted = 0 if privacy.releases_every_round else privacy.min_shares
         self.server_noise, self.fixed_denominator = None, None
         self._noise_randomness: Optional[Any] = None
-        if privacy.mode == "central":
-            # DP-FedAvg: every update is clipped to C and weighted 1/(qN), so one hospital
-            # moves the sum by at most C/(qN); the noise is σ times that sensitivity.
-            party = privacy.party(RUN)
-            std = party.noise_multiplier * privacy.clip * privacy.uniform_weight
+        std = privacy.server_noise_std()
+        if std > 0:  # central DP: σ times one hospital's reach on the sum, C/(qN)
             randomness = make_randomness(secure=privacy.secure_rng,
                                          seed=np.random.SeedSequence([config.seed, 0xCE17]))
             self._noise_randomness = randomness
             self.server_noise = lambda total: add_gaussian_noise(
                 total, std, randomness.generator(), secure=randomness.secure)
-        if privacy.mode in ("central", "distributed"):
+        if privacy.mechanism.fixed_weights:
             self.fixed_denominator = 1.0  # weights sum to 1 in expectation, not per round
 
     def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
@@ -275,7 +274,7 @@ def _privacy_state(privacy: PrivacyPlan, index: int) -> dict[str, Any]:
     """A hospital's own ledger (local, DP-SGD) or its own sampling coin (distributed)."""
     if privacy.self_sampling:
         return {"self_sample_rate": privacy.party(RUN).sample_rate}
-    if not privacy.enabled or not privacy.spec.per_hospital:
+    if not privacy.enabled or not privacy.mechanism.per_hospital:
         return {}
     return {"ledger": privacy.ledger(index), "party": privacy.party(index)}
 
