@@ -93,6 +93,92 @@ class RunLedger:
         return released
 
 
+@dataclass
+class Run:
+    """The driver's side of one run: the handles, and the state that moves from round
+    to round (the broadcast's reference, the round still being read, the sampling
+    stream, the run's ledger). ``round`` advances it by one round."""
+
+    config: SimulationConfig
+    privacy: PrivacyPlan
+    record: RunRecord
+    actors: list[Any]
+    aggregator: Any
+    owner: dict[int, Any]
+    sizes: list[int]
+    global_ref: ray.ObjectRef
+    sampling: Any
+    bar: Any
+    run_ledger: Optional[RunLedger] = None
+    pending: Optional[PendingRound] = None
+    late_reports: list[tuple[int, ray.ObjectRef]] = field(default_factory=list)
+
+    def round(self, round_: int) -> bool:
+        """Dispatches one round; False when the run's budget stops the run first."""
+        config, privacy, record = self.config, self.privacy, self.record
+        start = time.perf_counter()
+        if not self._can_start():
+            record.stopped_early = (f"stopped before round {round_}: the run's privacy "
+                                    f"budget ε={privacy.budget} would be exceeded")
+            self.bar.write(record.stopped_early)
+            return False
+        record.rounds_run = round_
+        if self.run_ledger is not None and self.run_ledger.dispatched():
+            record.add_run_epsilon(round_, self.run_ledger.ledger.epsilon)
+        participants = self._participants()
+        weights = (
+            {int(i): privacy.uniform_weight for i in participants}
+            if privacy.uniform_weight is not None
+            else aggregation_weights(participants, self.sizes + [sum(self.sizes)])
+        )
+        training = _dispatch_training(self.global_ref, weights, self.owner)
+        self.collect()  # read the last round while this one trains
+        self.global_ref, report, reports, late = _aggregate_in_time(
+            config, privacy, training, self.global_ref, self.aggregator, weights)
+        due = round_ % config.eval_every == 0 or round_ == config.num_rounds
+        evaluations = ([a.evaluate.remote(self.global_ref, round_) for a in self.actors]
+                       if due else None)
+        self.pending = PendingRound(round_, report, reports, evaluations)
+        self.late_reports.extend((round_, ref) for ref in late)
+        record.log.add(round_, "global", "round", "participants", len(participants))
+        record.log.add(round_, "global", "round", "seconds", time.perf_counter() - start)
+        return True
+
+    def collect(self) -> None:
+        if self.pending is not None:
+            _collect(self.pending, self.record, self.run_ledger, self.bar)
+            self.pending = None
+
+    def _can_start(self) -> bool:
+        if self.run_ledger is None:
+            return True
+        if not self.run_ledger.can_start_round():
+            self.collect()  # settle the round in flight: it may have been withheld
+        return self.run_ledger.can_start_round()
+
+    def _participants(self) -> np.ndarray:
+        """Who is asked to take part: the pooled trainer alone, or whom the privacy
+        mode samples (distributed: everyone, each with its own coin; central: a
+        Poisson sample the trusted server keeps hidden)."""
+        if self.config.strategy.name == "pooled":
+            return np.array([len(self.sizes)])
+        return self.privacy.mechanism.sample(len(self.sizes), self.config.fraction_per_round,
+                                             self.sampling.generator())
+
+    def finish(self) -> np.ndarray:
+        """Reads what is still in flight and the end-of-run statistics; the final model."""
+        self.collect()
+        final_vector = ray.get(self.global_ref).global_vector
+        for round_, ref in self.late_reports:  # their diagnostics (a budget running out)
+            self.record.add_reports(round_, ray.get(ref), self.bar, late=True)
+        if self.config.strategy.name == "local":
+            self.record.local_cross = _cross_evaluate(self.actors)
+        if self.privacy.mechanism.per_hospital:  # ε from the ledgers, late batches too
+            for part in ray.get([a.epsilon_spent.remote() for a in self.actors]):
+                self.record.epsilon.update({i: e for i, e in part.items() if e is not None})
+        return final_vector
+
+
 def simulate(config: SimulationConfig) -> Result:
     """Runs one federated simulation and, if ``config.output_dir`` is set, writes
     metrics.csv, summary.json and accuracy.png there."""
@@ -115,70 +201,32 @@ def simulate(config: SimulationConfig) -> Result:
         assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
         actors, aggregator = make_actors(config, federation, assignment, privacy)
         owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
-        pooled = config.strategy.name == "pooled"
-        if pooled:  # the reference run: one trainer on the union, hosted by actor 0
+        if config.strategy.name == "pooled":  # one trainer on the union, on actor 0
             owner[len(sizes)] = actors[0]
         devices = wait_ready(actors)
         startup_seconds = time.perf_counter() - wall_start
-
-        sampling = make_randomness(secure=privacy.secure_rng,
-                                   seed=np.random.SeedSequence([config.seed, 0x5A3]))
-        bar = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
-                   disable=not config.progress, leave=False)
         strategy = build_strategy(config.strategy)
         server_state = strategy.init_server_state(initial, federation_trainable(config,
                                                                                 federation))
-        # one copy in the object store, read by every actor
-        global_ref = ray.put(RoundBroadcast(initial, strategy.broadcast(server_state)))
-        run_ledger = RunLedger(privacy) if privacy.enabled and not privacy.mechanism.per_hospital \
-            else None
-        pending: Optional[PendingRound] = None
-        late_reports: list[tuple[int, ray.ObjectRef]] = []  # batches that missed a timeout
+        bar = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
+                   disable=not config.progress, leave=False)
+        run = Run(
+            config=config, privacy=privacy, record=record, actors=actors,
+            aggregator=aggregator, owner=owner, sizes=sizes, bar=bar,
+            # one copy in the object store, read by every actor
+            global_ref=ray.put(RoundBroadcast(initial, strategy.broadcast(server_state))),
+            sampling=make_randomness(secure=privacy.secure_rng,
+                                     seed=np.random.SeedSequence([config.seed, 0x5A3])),
+            run_ledger=(RunLedger(privacy) if privacy.enabled
+                        and not privacy.mechanism.per_hospital else None),
+        )
         loop_start = time.perf_counter()
         for round_ in bar:
-            round_start = time.perf_counter()
-            if run_ledger is not None and not run_ledger.can_start_round() and pending:
-                _collect(pending, record, run_ledger, bar)  # settle the round in flight
-                pending = None
-            if run_ledger is not None and not run_ledger.can_start_round():
-                record.stopped_early = (f"stopped before round {round_}: the run's privacy "
-                                        f"budget ε={privacy.budget} would be exceeded")
-                bar.write(record.stopped_early)
+            if not run.round(round_):
                 break
-            record.rounds_run = round_
-            if run_ledger is not None and run_ledger.dispatched():
-                record.add_run_epsilon(round_, run_ledger.ledger.epsilon)
-            participants = (np.array([len(sizes)]) if pooled else
-                            _participants(config, privacy, sampling, len(sizes)))
-            weights = (
-                {int(i): privacy.uniform_weight for i in participants}
-                if privacy.uniform_weight is not None
-                else aggregation_weights(participants, sizes + [sum(sizes)])
-            )
-            training = _dispatch_training(global_ref, weights, owner)
-            if pending is not None:  # read the last round while this one trains
-                _collect(pending, record, run_ledger, bar)
-            global_ref, report, reports, late = _aggregate_in_time(
-                config, privacy, training, global_ref, aggregator, weights)
-            due = round_ % config.eval_every == 0 or round_ == config.num_rounds
-            evaluations = ([a.evaluate.remote(global_ref, round_) for a in actors] if due
-                           else None)
-            pending = PendingRound(round_, report, reports, evaluations)
-            late_reports.extend((round_, ref) for ref in late)
-            record.log.add(round_, "global", "round", "participants", len(participants))
-            record.log.add(round_, "global", "round", "seconds", time.perf_counter() - round_start)
-        if pending is not None:
-            _collect(pending, record, run_ledger, bar)
-        final_vector = ray.get(global_ref).global_vector
+        final_vector = run.finish()
         loop_seconds = time.perf_counter() - loop_start
         bar.close()
-        for round_, ref in late_reports:  # their diagnostics (e.g. a budget running out)
-            record.add_reports(round_, ray.get(ref), bar, late=True)
-        if config.strategy.name == "local":
-            record.local_cross = _cross_evaluate(actors)
-        if privacy.mechanism.per_hospital:  # ε from the ledgers themselves, late batches included
-            for part in ray.get([a.epsilon_spent.remote() for a in actors]):
-                record.epsilon.update({i: e for i, e in part.items() if e is not None})
 
     summary = build_summary(config, federation, privacy, record, devices=devices,
                             startup_seconds=startup_seconds, loop_seconds=loop_seconds,
@@ -208,16 +256,6 @@ def federation_trainable(config: SimulationConfig, federation: Any) -> int:
     return num_trainable(build_model(config.model, num_features=federation.num_features,
                                      num_classes=federation.num_classes))
 
-
-def _participants(config: SimulationConfig, privacy: PrivacyPlan, sampling: Any,
-                  num_hospitals: int) -> np.ndarray:
-    """Who is asked to take part this round.
-
-    distributed: everyone, every round; each hospital's own coin decides whether its
-    data goes in, so neither the driver nor the aggregator learns the sample.
-    central: a Poisson sample the trusted server draws and keeps hidden."""
-    return privacy.mechanism.sample(num_hospitals, config.fraction_per_round,
-                                    sampling.generator())
 
 
 def _dispatch_training(
