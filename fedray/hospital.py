@@ -139,7 +139,9 @@ class Hospital:
             load_flat(model, global_vector)
             return
         vector = np.array(global_vector)
-        if "local" not in self.strategy_state:  # first round: start from the global init
+        if "local" not in self.strategy_state:
+            # never trained yet: the server never moves these positions (UploadLayout.kept),
+            # so the broadcast still holds the initial model's values there, noise-free
             self.strategy_state["local"] = vector[local_positions].copy()
         vector[local_positions] = self.strategy_state["local"]
         load_flat(model, vector)

@@ -75,9 +75,6 @@ class HospitalWorker:
             )
             for plan, data in zip(plans, datasets)
         }
-        if self.setup.local_positions is not None:  # FedBN: each starts from the init
-            for hospital in self.hospitals.values():
-                hospital.strategy_state["local"] = initial[self.setup.local_positions].copy()
         self.personalize_steps = config.personalize_steps
         self.trainers: dict[int, Hospital] = {}  # train only: not evaluated as a hospital
         if pooled_plans:

@@ -71,3 +71,18 @@ def test_reference_runs_local_and_pooled(ray_local):
     losses = pooled.metrics.query("split == 'train' and metric == 'loss'")
     assert set(losses["client"]) == {"pooled"}  # one trainer on the union
     assert pooled.summary["rounds_completed"] == 2
+
+
+def test_fedbn_under_local_dp_never_moves_batchnorm_on_the_server(ray_local):
+    # the noise lands on every coordinate of the sum; the BatchNorm positions of the
+    # global model must stay the initial ones, so no hospital ever starts from noise
+    model = ModelConfig(name="mlp", hidden=8, batchnorm=True)
+    result = simulate(_config(StrategyConfig(name="fedbn"), model=model,
+                              privacy=PrivacyConfig(name="local", noise_multiplier=1.0)))
+    from fedray.models import build_model
+    from fedray.strategies import FedBN
+
+    kept = FedBN().local_positions(build_model(model, num_features=13, num_classes=2))
+    initial = initial_parameters(model, num_features=13, num_classes=2, seed=0)
+    assert np.array_equal(result.global_vector[kept], initial[kept])
+    assert not np.allclose(result.global_vector[~kept], initial[~kept])
