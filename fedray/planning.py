@@ -17,6 +17,7 @@ from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.models import build_model
 from fedray.pipeline import upload_layout
 from fedray.privacy import PrivacyPlan, make_privacy_plan
+from fedray.privacy.modes import sample_size
 from fedray.strategies import build_strategy
 
 DEFAULT_PACKING_RANGE = 1.0  # without a noise scale to derive it from (none, dpsgd)
@@ -48,11 +49,6 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
             raise ConfigError("encryption.quantization_bits",
                               config.encryption.quantization_bits, problem)
     return config, federation, privacy
-
-
-def sample_size(num_hospitals: int, fraction: float) -> int:
-    """The fixed sample size of the modes that sample a fixed count (privacy/modes.py)."""
-    return max(1, int(round(fraction * num_hospitals)))
 
 
 def aggregation_weights(participants: np.ndarray, sizes: list[int]) -> dict[int, float]:

@@ -13,6 +13,11 @@ from fedray.privacy.adjacency import Adjacency
 
 RUN = -1  # the party key of the run's own accountant (central, distributed)
 
+def sample_size(num_hospitals: int, fraction: float) -> int:
+    """How many hospitals a fixed-size round asks (at least one)."""
+    return max(1, int(round(fraction * num_hospitals)))
+
+
 SigmaFor = Callable[..., float]  # (sample_rate=q, steps=T) -> σ for the run's target ε
 
 
@@ -50,7 +55,7 @@ class PrivacyMode:
     def sample(self, num_hospitals: int, fraction: float, rng: np.random.Generator
                ) -> np.ndarray:
         """A fixed-size sample: the aggregator sees who takes part anyway."""
-        count = max(1, int(round(fraction * num_hospitals)))  # planning.sample_size
+        count = sample_size(num_hospitals, fraction)
         return np.sort(rng.choice(num_hospitals, size=count, replace=False))
 
 

@@ -54,7 +54,6 @@ class ClientRound:
 class Strategy(ABC):
     name: str = "base"
     uploads: tuple[Upload, ...] = MODEL_UPLOAD
-    federated: bool = True  # False: `local` and `pooled` reference runs
 
     # ---- server ----
     def init_server_state(self, global_vector: np.ndarray, num_trainable: int) -> State:

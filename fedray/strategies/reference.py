@@ -22,7 +22,6 @@ from fedray.strategies.fedavg import FedAvg
 
 class Local(Strategy):
     name = "local"
-    federated = False
 
     def server_update(self, global_vector: np.ndarray, means: State, server_state: State
                       ) -> tuple[np.ndarray, State]:
@@ -36,4 +35,3 @@ class Pooled(FedAvg):
     """FedAvg over one participant, the pooled trainer: its model is the global one."""
 
     name = "pooled"
-    federated = False
