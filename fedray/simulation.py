@@ -56,7 +56,6 @@ class PendingRound:
     report: Optional[ray.ObjectRef]  # the aggregator's; None: the round was skipped
     hospital_reports: list[ray.ObjectRef]
     evaluations: Optional[list[ray.ObjectRef]]
-    late_reports: list[ray.ObjectRef] = field(default_factory=list)  # read at the end
 
 
 class RunLedger:
