@@ -28,7 +28,8 @@ from fedray.outputs import write_run
 from fedray.outputs.record import RunRecord, build_summary
 from fedray.planning import aggregation_weights, plan
 from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, make_randomness
-from fedray.runtime import actor_count, assign_hospitals, make_actors, ray_session, wait_ready
+from fedray.runtime import actor_count, assign_hospitals, make_actors, ray_session
+from fedray.runtime.pool import POOL
 from fedray.strategies import build_strategy
 
 
@@ -198,11 +199,13 @@ def simulate(config: SimulationConfig) -> Result:
             raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
                               "the Ray cluster has no GPU; use 0")
         assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
-        actors, aggregator = make_actors(config, federation, assignment, privacy)
+        actors, aggregator, placed = make_actors(config, federation, assignment, privacy)
         owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
         if config.strategy.name == "pooled":  # one trainer on the union, on actor 0
             owner[len(sizes)] = actors[0]
-        devices = wait_ready(actors)
+        devices = [device for device, _ in placed]
+        record.warm_workers = POOL.reused
+        record.nodes = _hospitals_by_node(placed, assignment, record.names)
         startup_seconds = time.perf_counter() - wall_start
         strategy = build_strategy(config.strategy)
         server_state = strategy.init_server_state(initial, federation_trainable(config,
@@ -249,6 +252,15 @@ def _cross_evaluate(actors: list[Any]) -> dict[int, dict[int, EvalStats]]:
         for m, stats in part.items():
             cross[m].update(stats)
     return cross
+
+
+def _hospitals_by_node(placed: list[tuple[str, str]], assignment: list[list[int]],
+                       names: list[str]) -> dict[str, list[str]]:
+    """Which Ray node hosted which hospitals (node ids as Ray names them)."""
+    nodes: dict[str, list[str]] = {}
+    for (_, node), indices in zip(placed, assignment):
+        nodes.setdefault(node, []).extend(names[i] for i in indices)
+    return nodes
 
 
 def federation_trainable(config: SimulationConfig, federation: Any) -> int:

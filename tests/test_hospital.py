@@ -140,7 +140,7 @@ def test_central_server_noise_is_seeded_or_from_the_os(secure):
                        parties={RUN: PartyPlan(1.0, 0.5, 1)}, uniform_weight=0.5,
                        secure_rng=secure)
     config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.0))
-    noises = [AggregatorWorker(config, plan, 4, num_features=FEATURES).server_noise(np.zeros(6))
+    noises = [_aggregator(config, plan, 4).server_noise(np.zeros(6))
               for _ in range(2)]
     assert np.array_equal(*noises) != secure
     assert np.count_nonzero(noises[0]) == 6
@@ -183,7 +183,7 @@ def test_central_server_noise_std_is_sigma_c_over_qn():
     plan = PrivacyPlan(mode="central", clip=2.0, delta=1e-5, accountant="rdp", budget=None,
                        parties={RUN: PartyPlan(1.5, 0.5, 1)}, uniform_weight=1 / (0.5 * 4))
     config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.5))
-    noise = AggregatorWorker(config, plan, 4, num_features=FEATURES).server_noise(
+    noise = _aggregator(config, plan, 4).server_noise(
         np.zeros(200_000))
     assert np.std(noise) == pytest.approx(1.5 * 2.0 / (0.5 * 4), rel=0.01)
 
@@ -232,3 +232,9 @@ def test_dpsgd_averages_over_the_hospital_when_its_sample_rate_is_capped_at_one(
         noise_generator=torch.Generator().manual_seed(1), accountant=RDPAccountant(),
         strategy=FedAvg(), round_=ClientRound([], {}, {}))
     assert np.allclose(flatten(plain), flatten(private), atol=1e-6)
+
+
+def _aggregator(config, plan, num_hospitals):
+    worker = AggregatorWorker()
+    worker.configure(config, plan, num_hospitals, num_features=FEATURES)
+    return worker

@@ -100,12 +100,18 @@ def test_aggregator_state_round_trip_restores_moments_and_noise_stream():
                               model=ModelConfig(name="logreg"))
     plan = PrivacyPlan(mode="central", clip=1.0, delta=1e-5, accountant="rdp", budget=None,
                        parties={RUN: PartyPlan(1.0, 1.0, 1)}, uniform_weight=0.5)
-    first = AggregatorWorker(config, plan, 2, num_features=FEATURES)
+    first = _aggregator(config, plan, 2)
     first.server_noise(np.zeros(5))  # advance the noise stream
     first.server_state = {"m": np.arange(5.0), "v": np.ones(5)}
     saved = copy.deepcopy(first.state_dict())
     expected = first.server_noise(np.zeros(5))
-    second = AggregatorWorker(config, plan, 2, num_features=FEATURES)
+    second = _aggregator(config, plan, 2)
     second.load_state_dict(saved)
     assert np.array_equal(second.server_noise(np.zeros(5)), expected)
     assert np.array_equal(second.server_state["m"], np.arange(5.0))
+
+
+def _aggregator(config, plan, num_hospitals):
+    worker = AggregatorWorker()
+    worker.configure(config, plan, num_hospitals, num_features=FEATURES)
+    return worker

@@ -44,6 +44,8 @@ class RunRecord:
     self_sampling: bool = False  # distributed DP: log the hospitals' coins per round
     local_cross: Optional[dict[int, dict[int, EvalStats]]] = None  # strategy=local
     last_personalized: dict[int, EvalStats] = field(default_factory=dict)
+    nodes: dict[str, list[str]] = field(default_factory=dict)  # Ray node id -> hospitals
+    warm_workers: bool = False  # the run reused workers a previous run had started
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
@@ -209,6 +211,8 @@ def build_summary(
         },
         "num_actors": num_actors,
         "devices": devices,
+        "nodes": record.nodes,
+        "warm_workers": record.warm_workers,
         "startup_seconds": startup_seconds,
         "seconds_per_round": loop_seconds / max(record.rounds_run, 1),
         "wall_seconds": wall_seconds,

@@ -22,24 +22,36 @@ from fedray.pipeline import (
 from fedray.privacy import RUN, PrivacyPlan, add_gaussian_noise, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.runtime.keys import Decryptor, KeyAuthority
+from fedray.runtime.pool import POOL, WarmPool, WorkerShape
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
 
 
 class HospitalWorker:
-    """Hosts several hospitals and trains them one after another on one model copy."""
+    """Hosts several hospitals and trains them one after another on one model copy.
 
-    def __init__(
+    A worker outlives a run: ``configure`` replaces everything it holds (model, data,
+    hospitals and their state), so a warm pool hands the same process, with torch
+    already imported, to the next run of a sweep, which sees nothing of the last."""
+
+    def __init__(self) -> None:
+        self.hospitals: dict[int, Hospital] = {}
+        self.trainers: dict[int, Hospital] = {}
+
+    def configure(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
         num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
         context: Optional[tuple[bytes, str]] = None,
         pooled_plans: Optional[list[HospitalPlan]] = None,
-    ) -> None:
-        """``context``: the CKKS secret context and key-set fingerprint when encryption
+    ) -> tuple[str, str]:
+        """Returns :meth:`ready`. ``context``: the CKKS secret context and key-set fingerprint when encryption
         is on (a hospital encrypts; it never sees another hospital's update).
         ``pooled_plans`` (strategy=pooled): this worker also hosts the pooled trainer,
         hospital number ``num_hospitals``, whose data is the union of these hospitals'
         data (the reference run; the records are built here, never moved)."""
+        # Nothing below reads torch's global generator, but a reused process starts every
+        # run from the same one, so a hidden use could not make runs depend on each other.
+        torch.manual_seed(config.seed)
         threads = max(1, int(config.ray.num_cpus_per_actor))
         torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
         use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
@@ -83,9 +95,11 @@ class HospitalWorker:
                 data=_pooled(config, pooled_plans, index=num_hospitals),
                 seed=config.seed, device=self.device, pipeline=client_pipeline(
                     clips=False, clip=1.0, noise_std=0.0, codec=codec))
+        return self.ready()
 
-    def ready(self) -> str:
-        return self.device
+    def ready(self) -> tuple[str, str]:
+        """This worker's device and the Ray node it runs on."""
+        return self.device, ray.get_runtime_context().get_node_id()
 
     def train(self, broadcast: RoundBroadcast, weights: dict[int, float]
               ) -> tuple[list[Update], list[HospitalReport]]:
@@ -142,9 +156,10 @@ class HospitalWorker:
 
 class AggregatorWorker:
     """Receives the hospitals' update batches and aggregates them; holds no data. It
-    holds the strategy's server state (control variates, optimiser moments)."""
+    holds the strategy's server state (control variates, optimiser moments). Like a
+    hospital worker, it is reused between runs: ``configure`` replaces all it holds."""
 
-    def __init__(
+    def configure(
         self, config: SimulationConfig, privacy: PrivacyPlan, num_hospitals: int,
         public_context: Optional[tuple[bytes, str]] = None, decryptor: Any = None, *,
         num_features: int = 13, num_classes: int = 2,
@@ -173,6 +188,9 @@ class AggregatorWorker:
                 total, std, randomness.generator(), secure=randomness.secure)
         if privacy.mechanism.fixed_weights:
             self.fixed_denominator = 1.0  # weights sum to 1 in expectation, not per round
+
+    def ready(self) -> bool:
+        return True
 
     def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
                   weights: dict[int, float]) -> tuple[RoundBroadcast, AggregateResult]:
@@ -219,35 +237,49 @@ class AggregatorWorker:
 
 def make_actors(
     config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
-    privacy: PrivacyPlan,
-) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle]:
-    hospital_actor = ray.remote(
-        num_cpus=config.ray.num_cpus_per_actor, num_gpus=config.ray.num_gpus_per_actor
-    )(HospitalWorker)
-    # The aggregator only adds vectors: it reserves no CPU, so it never blocks a hospital.
-    aggregator_actor = ray.remote(num_cpus=0)(AggregatorWorker)
+    privacy: PrivacyPlan, pool: WarmPool = POOL,
+) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]]]:
+    """Configures warm workers (or new ones) for this run; returns the hospital workers,
+    the aggregator and each hospital worker's (device, node id). A worker that died
+    since the last run is replaced once, with the rest of the pool."""
+    try:
+        return _configure(config, plan, assignment, privacy, pool)
+    except ray.exceptions.RayActorError:
+        pool.discard()
+        return _configure(config, plan, assignment, privacy, pool)
+
+
+def _configure(
+    config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
+    privacy: PrivacyPlan, pool: WarmPool,
+) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]]]:
+    workers = pool.hospital_workers(
+        WorkerShape(config.ray.num_cpus_per_actor, config.ray.num_gpus_per_actor),
+        len(assignment))
+    aggregator = pool.aggregator()
     secret = public = decryptor = None
     if config.encryption.enabled:
-        # Key set-up before round 1. The driver passes the contexts' references on and
-        # never reads them; the aggregator is given the public one only.
+        # Fresh keys every run. The driver passes the contexts' references on and never
+        # reads them; the aggregator is given the public one only.
         authority = ray.remote(num_cpus=0)(KeyAuthority).remote(config.encryption.parameters)
         secret, public = authority.secret_context.remote(), authority.public_context.remote()
         decryptor = ray.remote(num_cpus=0)(Decryptor).remote(
             secret, config.encryption, len(plan.hospitals))
     pooled = config.strategy.name == "pooled"
-    hospitals = [
-        hospital_actor.remote(
+    configured = [
+        worker.configure.remote(
             config, [plan.hospitals[i] for i in indices],
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
             num_hospitals=len(plan.hospitals), context=secret,
             pooled_plans=list(plan.hospitals) if pooled and a == 0 else None,
         )
-        for a, indices in enumerate(assignment)
+        for a, (worker, indices) in enumerate(zip(workers, assignment))
     ]
-    aggregator = aggregator_actor.remote(config, privacy, len(plan.hospitals), public, decryptor,
-                                         num_features=plan.num_features,
-                                         num_classes=plan.num_classes)
-    return hospitals, aggregator
+    configured.append(aggregator.configure.remote(
+        config, privacy, len(plan.hospitals), public, decryptor,
+        num_features=plan.num_features, num_classes=plan.num_classes))
+    placed = ray.get(configured)[:-1]
+    return workers, aggregator, placed
 
 
 def _pooled(config: SimulationConfig, plans: list[HospitalPlan], *, index: int
@@ -298,5 +330,3 @@ def actor_count(config: SimulationConfig, cluster: dict[str, float], num_hospita
     return max(1, min(limits))
 
 
-def wait_ready(actors: list[ray.actor.ActorHandle], timeout: Optional[float] = None) -> list[str]:
-    return ray.get([a.ready.remote() for a in actors], timeout=timeout)

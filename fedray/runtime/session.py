@@ -2,27 +2,39 @@
 
 ``ray.init()`` with no address joins whatever cluster another program left running
 on this machine; fedray's ``ray.address: null`` means a fresh private instance, so it
-passes ``address="local"``.
+passes ``address="local"``. A multirun keeps the Ray it started for its next run
+(:func:`keep_ray_between_runs`); Ray's own exit hook stops it with the process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import ray
 
-from fedray.config import RayConfig
+from fedray.config import ConfigError, RayConfig
+from fedray.runtime.pool import POOL
 
 log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+_keep_ray = False
+
+
+def keep_ray_between_runs() -> None:
+    """Runs after this one reuse this process's Ray and its warm workers."""
+    global _keep_ray
+    _keep_ray = True
 
 
 @contextmanager
 def ray_session(config: RayConfig) -> Iterator[dict[str, float]]:
     """Yields the cluster's resources; shuts Ray down afterwards unless the caller had
-    already initialised it (then the caller owns its lifetime)."""
+    already initialised it (then the caller owns its lifetime) or a multirun keeps it."""
     owned = not ray.is_initialized()
     if owned:
         # Actors size torch's threads themselves; stop Ray's worker env forcing 1.
@@ -34,9 +46,46 @@ def ray_session(config: RayConfig) -> Iterator[dict[str, float]]:
         if config.address is None:
             ray.init(address="local", num_cpus=config.num_cpus, **kwargs)
         else:
-            ray.init(address=config.address, **kwargs)
+            _check_reachable(config.address)
+            try:
+                ray.init(address=config.address, **kwargs)
+            except ConnectionError as err:
+                raise ConfigError("ray.address", config.address,
+                                  f"no Ray cluster to join ({_first_line(err)}); start one "
+                                  "with `ray start --head`, or use null for a local Ray"
+                                  ) from None
     try:
         yield ray.cluster_resources()
     finally:
-        if owned:
+        if owned and not _keep_ray:
+            POOL.discard()
             ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port that nothing answers fails here in seconds, not after Ray's minutes
+    of retries."""
+    host_port = _host_port(address)
+    if host_port is None:
+        return  # "auto" or ray://: Ray resolves those and fails fast itself
+    try:
+        socket.create_connection(host_port, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise ConfigError("ray.address", address,
+                          f"nothing answers at {host_port[0]}:{host_port[1]} ({err}); give "
+                          "the head node's GCS address (ray start --head prints it), 'auto' "
+                          "or null for a local Ray") from None
+
+
+def _host_port(address: str) -> Optional[tuple[str, int]]:
+    if address == "auto" or "://" in address:
+        return None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("ray.address", address,
+                          "must be null (fresh local Ray), 'auto', ray://host:port or host:port")
+    return host, int(port)
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

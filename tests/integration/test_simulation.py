@@ -88,7 +88,8 @@ def test_bad_partition_is_a_config_error_before_training(ray_local):
 def test_aggregator_actor_rejects_and_reports_bad_updates(ray_local):
     no_privacy = PrivacyPlan(mode="none", clip=1.0, delta=1e-5, accountant="rdp", budget=None,
                              parties={})
-    aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote(SimulationConfig(), no_privacy, 3)
+    aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote()
+    ray.get(aggregator.configure.remote(SimulationConfig(), no_privacy, 3))
     good = Update(0, np.full(14, 0.5, np.float32))  # payloads arrive weighted
     poisoned = Update(1, np.array([1, np.nan] + [1] * 12, np.float32))
     wrong_shape = Update(2, np.ones(5, np.float32))

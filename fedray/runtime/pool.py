@@ -1,0 +1,142 @@
+"""Warm workers: hospital and aggregator actors kept between the runs of one process.
+
+Starting Ray and worker processes that import torch is most of a short run. A
+multirun (Hydra runs its jobs one after another in one process), a sweep worker on a
+cluster and a test session therefore keep Ray up and hand the same workers to the
+next run. Each run reconfigures them from scratch (``HospitalWorker.configure``), so
+nothing of one run reaches the next: a fresh worker and a reused one give the same
+model (tested).
+
+The hospital workers sit in one placement group: a run reserves all its CPUs at once,
+so runs side by side on a cluster never each hold part of what they need and wait
+on each other forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from fedray.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+RESOURCE_WAIT_NOTICE_S = 30.0  # then say that the run waits for the cluster
+
+
+@dataclass(frozen=True)
+class WorkerShape:
+    """What one hospital worker reserves."""
+
+    num_cpus: float
+    num_gpus: float
+
+    def bundle(self) -> dict[str, float]:
+        bundle = {"CPU": self.num_cpus}
+        if self.num_gpus > 0:
+            bundle["GPU"] = self.num_gpus
+        return bundle
+
+
+class WarmPool:
+    """The workers of one Ray session. A later session (Ray shut down and started
+    again) finds the pool empty: handles never outlive their cluster."""
+
+    def __init__(self) -> None:
+        self._session: Optional[str] = None
+        self._shape: Optional[WorkerShape] = None
+        self._group: Any = None
+        self._hospital_workers: list[Any] = []
+        self._aggregator: Any = None
+        self.reused = False  # whether the last request was served by warm workers
+
+    def hospital_workers(self, shape: WorkerShape, count: int) -> list[Any]:
+        """``count`` hospital workers of this shape: warm ones when the pool has enough,
+        otherwise a new placement group of ``count`` (the old one released first)."""
+        self._forget_if_new_session()
+        if shape == self._shape and count <= len(self._hospital_workers):
+            self.reused = True
+            return self._hospital_workers[:count]
+        self.reused = False
+        self._release_hospital_workers()
+        self._group = _reserve(shape, count)
+        from fedray.runtime.actors import HospitalWorker
+
+        worker_class = ray.remote(num_cpus=shape.num_cpus, num_gpus=shape.num_gpus)(
+            HospitalWorker)
+        self._hospital_workers = [
+            worker_class.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+                self._group, placement_group_bundle_index=i)).remote()
+            for i in range(count)
+        ]
+        self._shape = shape
+        return list(self._hospital_workers)
+
+    def aggregator(self) -> Any:
+        """The aggregator reserves no CPU (it only adds vectors), so it never blocks a
+        hospital and lives outside the placement group."""
+        self._forget_if_new_session()
+        if self._aggregator is None:
+            from fedray.runtime.actors import AggregatorWorker
+
+            self._aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote()
+        return self._aggregator
+
+    def discard(self) -> None:
+        """Drops every worker (one died, or a run failed half-way): the next run starts
+        fresh ones."""
+        self._release_hospital_workers()
+        if self._aggregator is not None:
+            _kill(self._aggregator)
+        self._aggregator = None
+
+    def _release_hospital_workers(self) -> None:
+        for worker in self._hospital_workers:
+            _kill(worker)
+        if self._group is not None:
+            try:
+                remove_placement_group(self._group)
+            except Exception:  # its cluster is gone: nothing left to release
+                pass
+        self._hospital_workers, self._group, self._shape = [], None, None
+
+    def _forget_if_new_session(self) -> None:
+        # A restarted local Ray has a new node id; a new driver on a cluster a new job id.
+        context = ray.get_runtime_context()
+        session = f"{context.get_node_id()}/{context.get_job_id()}"
+        if self._session != session:
+            self._hospital_workers, self._group, self._shape = [], None, None
+            self._aggregator = None
+            self._session = session
+
+
+def _reserve(shape: WorkerShape, count: int) -> Any:
+    total = ray.cluster_resources()
+    for resource, amount in shape.bundle().items():
+        if total.get(resource, 0) < amount * count:
+            key = "ray.num_cpus_per_actor" if resource == "CPU" else "ray.num_gpus_per_actor"
+            raise ConfigError(key, amount, f"{count} hospital workers need {amount * count:g} "
+                              f"{resource} and the Ray cluster has {total.get(resource, 0):g}; "
+                              "lower ray.num_actors or the per-actor share")
+    group = placement_group([shape.bundle()] * count, strategy="SPREAD")
+    ready, _ = ray.wait([group.ready()], timeout=RESOURCE_WAIT_NOTICE_S)
+    if not ready:
+        log.warning("waiting for %d × %s free on the cluster (other runs hold them)",
+                    count, shape.bundle())
+        ray.get(group.ready())
+    return group
+
+
+def _kill(actor: Any) -> None:
+    try:
+        ray.kill(actor)
+    except Exception:  # already dead, or its cluster is gone
+        pass
+
+
+POOL = WarmPool()  # this process's; one Ray session at a time
