@@ -73,7 +73,7 @@ def main() -> None:
                 row.update(mode=mode, target_epsilon=epsilon)
                 rows.append(row)
                 print(f"{mode:>8} ε={epsilon:<4} seed={seed}: mean client acc "
-                      f"{row['mean_client_accuracy']:.3f}, ε spent {row['epsilon']}", flush=True)
+                      f"{row['mean_client_accuracy']:.3f}, ε spent {row['epsilon_spent']}", flush=True)
     finally:
         ray.shutdown()
     table = pd.DataFrame(rows)
@@ -81,7 +81,7 @@ def main() -> None:
     table.to_csv(args.out / "privacy_utility.csv", index=False)
     summary = (table.groupby(["mode", "target_epsilon"])
                .agg(mean=("mean_client_accuracy", "mean"), sd=("mean_client_accuracy", "std"),
-                    pooled=("accuracy", "mean"), epsilon_spent=("epsilon", "max"),
+                    pooled=("accuracy", "mean"), epsilon_spent=("epsilon_spent", "max"),
                     sigma=("noise_multiplier", "mean"))
                .reset_index())
     summary.to_csv(args.out / "privacy_utility_summary.csv", index=False)

@@ -1,22 +1,32 @@
 """The ``fedray`` console script: a Hydra app over :func:`fedray.simulate`.
 
-The only module that imports Hydra. Config groups live in conf/ (shipped inside the
-package as fedray/conf), typed by the schemas registered below.
+The only module that imports Hydra (with fedray/sweep.py, its multirun callback).
+Config groups live in conf/ (shipped inside the package as fedray/conf), typed by the
+schemas registered below. It imports neither torch nor Ray until the config has
+passed its checks, so a typo costs a fraction of a second.
+
+A multirun (``fedray -m``) runs its jobs one after another in this process: they share
+one Ray and its warm workers, a failing run leaves ``error.json`` and the sweep goes
+on, and the sweep callback gathers every run into one table and its plots.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fedray.config import SECTIONS, ConfigError, SimulationConfig, config_from_dict, hydra_schema
-from fedray.data import DatasetUnavailable
-from fedray.simulation import Result, simulate
+from fedray.data.heart_disease import DatasetUnavailable
+from fedray.sweep import record_failure
+
+if TYPE_CHECKING:
+    from fedray.simulation import Result
 
 
 def register_schemas() -> None:
@@ -27,7 +37,7 @@ def register_schemas() -> None:
             store.store(group=group, name="schema", node=hydra_schema(cls))
 
 
-def format_result(result: Result) -> str:
+def format_result(result: "Result") -> str:
     s = result.summary
     lines = [f"{'hospital':<16}{'train':>7}{'test':>7}{'accuracy':>10}{'auc':>8}"]
     for client in s["clients"]:
@@ -80,13 +90,35 @@ def compose(overrides: list[str]) -> SimulationConfig:
 
 def run(cfg: DictConfig) -> float:
     values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    values["output_dir"] = HydraConfig.get().runtime.output_dir
+    hydra_config = HydraConfig.get()
+    run_dir = hydra_config.runtime.output_dir
+    multirun = hydra_config.mode == RunMode.MULTIRUN
     try:
+        if values.get("output_dir") is not None:
+            raise ConfigError("output_dir", values["output_dir"],
+                              "the CLI writes to Hydra's run directory; set hydra.run.dir=… "
+                              "(hydra.sweep.dir=… with -m) instead")
+        values["output_dir"] = run_dir
         config = config_from_dict(values)
+        from fedray.runtime.session import keep_ray_between_runs
+        from fedray.simulation import simulate  # torch and Ray: only for a valid config
+
+        if multirun:
+            keep_ray_between_runs()
         result = simulate(config)
     except (ConfigError, DatasetUnavailable) as err:
-        print(f"fedray: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        print(f"fedray: error: {err}", file=sys.stderr, flush=True)
+        if not multirun:
+            sys.exit(2)
+        record_failure(run_dir, values, err)
+        return float("nan")
+    except Exception as err:  # a run that crashed: the sweep records it and goes on
+        if not multirun:
+            raise
+        print(f"fedray: run {hydra_config.job.num} failed: {type(err).__name__}: {err}",
+              file=sys.stderr, flush=True)
+        record_failure(run_dir, values, err)
+        return float("nan")
     print(format_result(result), flush=True)
     return result.accuracy
 

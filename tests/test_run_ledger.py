@@ -5,7 +5,7 @@ import pytest
 from fedray.config import EncryptionConfig, ModelConfig, PrivacyConfig, SimulationConfig
 from fedray.models import build_model
 from fedray.privacy import epsilon_spent, make_privacy_plan
-from fedray.simulation import RunLedger
+from fedray.orchestrator import RunLedger
 
 
 def _ledger(mode, **top):

@@ -1,9 +1,12 @@
-"""Gathers a Hydra multirun (one summary.json per run) into one table.
+"""Gathers a multirun (one summary.json or error.json per run) into one table.
 
-    python -m fedray.outputs.collect multirun/2026-11-27/12-00-00 [-o table.csv]
+    python -m fedray.outputs.collect multirun/2026-11-27/12-00-00
 
-One row per run: the config flattened to dotted keys (the swept keys among them)
-and the headline results.
+One row per run, swept keys first: the config keys that differ between runs, then
+``hospitals``, ``epsilon`` and ``heterogeneity`` in words a plot can use, ``status``
+(ok or failed) and ``error``, the headline results, and the rest of the config. A
+failed run is a row with its error, never a gap. Writes runs.csv and runs.parquet
+beside the runs, and the sweep's plots (fedray/outputs/sweep_plots.py).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-RESULT_KEYS = ("accuracy", "mean_client_accuracy", "auc", "loss", "epsilon", "delta",
-               "noise_multiplier", "rounds_completed", "bytes_uploaded", "wall_seconds",
-               "worst_client_accuracy", "client_accuracy_std", "client_accuracy_gap")
+RESULT_KEYS = ("accuracy", "mean_client_accuracy", "auc", "loss", "epsilon_spent", "delta",
+               "noise_multiplier", "rounds_completed", "bytes_uploaded", "startup_seconds",
+               "wall_seconds", "warm_workers", "worst_client_accuracy",
+               "client_accuracy_std", "client_accuracy_gap")
+LABELS = ("hospitals", "epsilon", "heterogeneity", "status", "error")
+ERROR_FILE = "error.json"
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -30,36 +36,98 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _labels(config: dict[str, Any]) -> dict[str, Any]:
+    """The three axes of a sweep, as words: the budget ('none' without DP) and the
+    heterogeneity (Dirichlet's α, or the partition's name)."""
+    privacy, partition = config.get("privacy", {}), config.get("partition", {})
+    mode = privacy.get("name", "none")
+    epsilon = privacy.get("epsilon")
+    return {
+        "epsilon": "none" if mode == "none" else ("σ given" if epsilon is None else epsilon),
+        "heterogeneity": (f"α={partition.get('alpha')}" if partition.get("name") == "dirichlet"
+                          else partition.get("name", "?")),
+    }
+
+
 def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
     row = _flatten(summary["config"])
-    row.update({key: summary.get(key) for key in RESULT_KEYS})
+    row.update(_labels(summary["config"]))
+    row.update(hospitals=len(summary["clients"]), status="ok", error=None)
+    row.update({key: summary.get(key) for key in RESULT_KEYS if key != "epsilon_spent"})
+    row["epsilon_spent"] = summary.get("epsilon")
+    return row
+
+
+def error_row(failure: dict[str, Any]) -> dict[str, Any]:
+    config = failure["config"]
+    row = _flatten(config)
+    row.update(_labels(config))
+    row.update(hospitals=config.get("num_clients"), status="failed",
+               error=f"{failure['type']}: {failure['message']}")
     return row
 
 
 def collect(sweep_dir: Path) -> pd.DataFrame:
     rows = []
-    for path in sorted(Path(sweep_dir).rglob("summary.json")):
-        row = summary_row(json.loads(path.read_text()))
-        row["run_dir"] = str(path.parent)
+    for run_dir in _run_dirs(Path(sweep_dir)):
+        summary, failure = run_dir / "summary.json", run_dir / ERROR_FILE
+        row = (summary_row(json.loads(summary.read_text())) if summary.exists()
+               else error_row(json.loads(failure.read_text())))
+        row["run_dir"] = str(run_dir)
         rows.append(row)
     if not rows:
-        raise FileNotFoundError(f"no summary.json under {sweep_dir}")
+        raise FileNotFoundError(f"no summary.json or {ERROR_FILE} under {sweep_dir}")
     table = pd.DataFrame(rows)
-    varying = [c for c in table.columns if c not in RESULT_KEYS + ("run_dir", "output_dir")
-               and table[c].astype(str).nunique() > 1]
-    return table[varying + [c for c in table.columns if c not in varying]]
+    for key in RESULT_KEYS:
+        if key not in table:
+            table[key] = None
+    fixed = set(RESULT_KEYS) | set(LABELS) | {"run_dir", "output_dir"}
+    swept = [c for c in table.columns if c not in fixed and table[c].astype(str).nunique() > 1]
+    rest = [c for c in table.columns if c not in swept and c not in fixed]
+    return table[swept + list(LABELS) + list(RESULT_KEYS) + rest + ["run_dir"]]
+
+
+def _run_dirs(sweep_dir: Path) -> list[Path]:
+    found = {p.parent for p in sweep_dir.rglob("summary.json")}
+    found |= {p.parent for p in sweep_dir.rglob(ERROR_FILE)}
+    return sorted(found, key=lambda p: (len(p.parts), _job_number(p), str(p)))
+
+
+def _job_number(run_dir: Path) -> int:
+    head = run_dir.name.split("_", 1)[0]
+    return int(head) if head.isdigit() else -1
+
+
+def write_tables(table: pd.DataFrame, sweep_dir: Path) -> list[Path]:
+    """runs.csv and runs.parquet (object columns of mixed types as text, which parquet
+    needs)."""
+    csv, parquet = sweep_dir / "runs.csv", sweep_dir / "runs.parquet"
+    table.to_csv(csv, index=False)
+    typed = table.copy()
+    for column in typed.columns[typed.dtypes == object]:
+        kinds = {type(v) for v in typed[column] if v is not None}
+        if len(kinds) > 1 or kinds - {str}:
+            typed[column] = [None if v is None else str(v) for v in typed[column]]
+    typed.to_parquet(parquet, index=False)
+    return [csv, parquet]
+
+
+def gather(sweep_dir: Path) -> tuple[pd.DataFrame, list[Path]]:
+    """Collects a sweep and writes its tables and plots; returns the table and files."""
+    from fedray.outputs.sweep_plots import plot_sweep
+
+    table = collect(sweep_dir)
+    files = write_tables(table, sweep_dir) + plot_sweep(table, sweep_dir)
+    return table, files
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Gather a fedray multirun into one table.")
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("-o", "--output", type=Path, help="CSV path (default: SWEEP/runs.csv)")
     args = parser.parse_args()
-    table = collect(args.sweep_dir)
-    out = args.output or args.sweep_dir / "runs.csv"
-    table.to_csv(out, index=False)
+    table, files = gather(args.sweep_dir)
     print(table.head(50).to_string(index=False, max_colwidth=40))
-    print(f"{len(table)} runs -> {out}")
+    print(f"{len(table)} runs -> " + ", ".join(str(f) for f in files))
 
 
 if __name__ == "__main__":

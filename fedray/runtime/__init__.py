@@ -1,11 +1,2 @@
-"""Everything that imports Ray lives here."""
-
-from fedray.runtime.actors import (
-    AggregatorWorker, HospitalWorker, actor_count, assign_hospitals, make_actors,
-)
-from fedray.runtime.session import ray_session
-
-__all__ = [
-    "AggregatorWorker", "HospitalWorker", "actor_count", "assign_hospitals", "make_actors",
-    "ray_session",
-]
+"""Everything that talks to Ray: the session (session.py), the warm worker pool
+(pool.py) and the actors (actors.py, which imports torch: import it directly)."""

@@ -22,7 +22,7 @@ from fedray.pipeline import (
 from fedray.privacy import RUN, PrivacyPlan, add_gaussian_noise, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.runtime.keys import Decryptor, KeyAuthority
-from fedray.runtime.pool import POOL, WarmPool, WorkerShape
+from fedray.runtime.pool import POOL, WarmPool, WorkerShape, actor_count  # noqa: F401 (re-export)
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
 
@@ -317,16 +317,3 @@ def assign_hospitals(sizes: list[int], num_actors: int) -> list[list[int]]:
         groups[target].append(i)
         loads[target] += sizes[i]
     return [sorted(g) for g in groups if g]
-
-
-def actor_count(config: SimulationConfig, cluster: dict[str, float], num_hospitals: int
-                ) -> int:
-    if config.ray.num_actors is not None:
-        return min(config.ray.num_actors, num_hospitals)
-    by_cpu = int(cluster.get("CPU", 1) // config.ray.num_cpus_per_actor)
-    limits = [num_hospitals, max(by_cpu, 1)]
-    if config.ray.num_gpus_per_actor > 0:
-        limits.append(int(cluster.get("GPU", 0) // config.ray.num_gpus_per_actor))
-    return max(1, min(limits))
-
-

@@ -22,7 +22,7 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from fedray.config import ConfigError
+from fedray.config import ConfigError, SimulationConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,26 @@ class WarmPool:
         self._group: Any = None
         self._hospital_workers: list[Any] = []
         self._aggregator: Any = None
-        self.reused = False  # whether the last request was served by warm workers
+        self._runs_served = 0  # by the current hospital workers
+        self.reused = False  # whether the last run got workers an earlier run had used
 
     def hospital_workers(self, shape: WorkerShape, count: int) -> list[Any]:
-        """``count`` hospital workers of this shape: warm ones when the pool has enough,
-        otherwise a new placement group of ``count`` (the old one released first)."""
+        """``count`` hospital workers of this shape for a run: warm ones when the pool
+        has enough, otherwise a new placement group of ``count`` (the old one released
+        first)."""
+        workers = self.prestart(shape, count)
+        self.reused = self._runs_served > 0
+        self._runs_served += 1
+        return workers
+
+    def prestart(self, shape: WorkerShape, count: int) -> list[Any]:
+        """Starts the workers a run will probably ask for, so that their processes
+        import torch while the driver is still planning."""
         self._forget_if_new_session()
         if shape == self._shape and count <= len(self._hospital_workers):
-            self.reused = True
             return self._hospital_workers[:count]
-        self.reused = False
         self._release_hospital_workers()
+        self._runs_served = 0
         self._group = _reserve(shape, count)
         from fedray.runtime.actors import HospitalWorker
 
@@ -113,6 +122,17 @@ class WarmPool:
             self._hospital_workers, self._group, self._shape = [], None, None
             self._aggregator = None
             self._session = session
+
+
+def actor_count(config: SimulationConfig, cluster: dict[str, float], num_hospitals: int
+                ) -> int:
+    if config.ray.num_actors is not None:
+        return min(config.ray.num_actors, num_hospitals)
+    by_cpu = int(cluster.get("CPU", 1) // config.ray.num_cpus_per_actor)
+    limits = [num_hospitals, max(by_cpu, 1)]
+    if config.ray.num_gpus_per_actor > 0:
+        limits.append(int(cluster.get("GPU", 0) // config.ray.num_gpus_per_actor))
+    return max(1, min(limits))
 
 
 def _reserve(shape: WorkerShape, count: int) -> Any:

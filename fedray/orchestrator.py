@@ -1,0 +1,329 @@
+"""The orchestrator: sampling, the round loop, timeouts and evaluation.
+
+It holds object references and scalar metrics only. Hospital updates go from the
+hospital actors straight to the aggregator actor, and the aggregator's new global
+vector goes straight to the next round's training: the driver passes references and
+never waits on a round trip it does not need (it reads each round's report while
+the next round trains). Each hospital's diagnostics (loss, ε, timings) come to the
+driver on a separate reference and never pass through the aggregator.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import ray
+from tqdm.auto import tqdm
+
+from fedray.config import ConfigError, SimulationConfig
+from fedray.evaluation import EvalStats
+from fedray.models import build_model, initial_parameters, num_trainable
+from fedray.pipeline import RoundBroadcast
+from fedray.outputs.record import RunRecord, build_summary
+from fedray.planning import aggregation_weights, plan
+from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, make_randomness
+from fedray.runtime.actors import actor_count, assign_hospitals, make_actors
+from fedray.runtime.pool import POOL
+from fedray.strategies import build_strategy
+
+
+@dataclass
+class PendingRound:
+    """References of a round whose results the driver has not read yet."""
+
+    round_: int
+    report: Optional[ray.ObjectRef]  # the aggregator's; None: the round was skipped
+    hospital_reports: list[ray.ObjectRef]
+    evaluations: Optional[list[ray.ObjectRef]]
+
+
+class RunLedger:
+    """The run's own accountant (central, distributed DP).
+
+    central releases a noised sum every round, so each round is charged when it is
+    dispatched. distributed releases only sums with enough noise shares, so a round is
+    charged when the aggregator reports it released; until then it counts as possibly
+    spent, and a round is started only if every round in flight could be afforded."""
+
+    def __init__(self, privacy: PrivacyPlan) -> None:
+        self.ledger: PrivacyLedger = privacy.ledger(RUN)
+        self.charge_on_dispatch = privacy.releases_every_round
+        self.in_flight = 0
+
+    def can_start_round(self) -> bool:
+        return self.ledger.can_afford(1 + self.in_flight)
+
+    def dispatched(self) -> bool:
+        """Records a dispatched round; True when that already charged it."""
+        if self.charge_on_dispatch:
+            self.ledger.record(1)
+            return True
+        self.in_flight += 1
+        return False
+
+    def settled(self, released: bool) -> bool:
+        """Settles a round the aggregator reported on; True when it was charged."""
+        if self.charge_on_dispatch:
+            return False
+        self.in_flight -= 1
+        if released:
+            self.ledger.record(1)
+        return released
+
+
+@dataclass
+class Run:
+    """The driver's side of one run: the handles, and the state that moves from round
+    to round (the broadcast's reference, the round still being read, the sampling
+    stream, the run's ledger). ``round`` advances it by one round."""
+
+    config: SimulationConfig
+    privacy: PrivacyPlan
+    record: RunRecord
+    actors: list[Any]
+    aggregator: Any
+    owner: dict[int, Any]
+    sizes: list[int]
+    global_ref: ray.ObjectRef
+    sampling: Any
+    bar: Any
+    run_ledger: Optional[RunLedger] = None
+    pending: Optional[PendingRound] = None
+    late_reports: list[tuple[int, ray.ObjectRef]] = field(default_factory=list)
+
+    def round(self, round_: int) -> bool:
+        """Dispatches one round; False when the run's budget stops the run first."""
+        config, privacy, record = self.config, self.privacy, self.record
+        start = time.perf_counter()
+        if not self._can_start():
+            record.stopped_early = (f"stopped before round {round_}: the run's privacy "
+                                    f"budget ε={privacy.budget} would be exceeded")
+            self.bar.write(record.stopped_early)
+            return False
+        record.rounds_run = round_
+        if self.run_ledger is not None and self.run_ledger.dispatched():
+            record.add_run_epsilon(round_, self.run_ledger.ledger.epsilon)
+        participants = self._participants()
+        weights = (
+            {int(i): privacy.uniform_weight for i in participants}
+            if privacy.uniform_weight is not None
+            else aggregation_weights(participants, self.sizes + [sum(self.sizes)])
+        )
+        training = _dispatch_training(self.global_ref, weights, self.owner)
+        self.collect()  # read the last round while this one trains
+        self.global_ref, report, reports, late = _aggregate_in_time(
+            config, privacy, training, self.global_ref, self.aggregator, weights)
+        due = round_ % config.eval_every == 0 or round_ == config.num_rounds
+        evaluations = ([a.evaluate.remote(self.global_ref, round_) for a in self.actors]
+                       if due else None)
+        self.pending = PendingRound(round_, report, reports, evaluations)
+        self.late_reports.extend((round_, ref) for ref in late)
+        record.log.add(round_, "global", "round", "participants", len(participants))
+        record.log.add(round_, "global", "round", "seconds", time.perf_counter() - start)
+        return True
+
+    def collect(self) -> None:
+        if self.pending is not None:
+            _collect(self.pending, self.record, self.run_ledger, self.bar)
+            self.pending = None
+
+    def _can_start(self) -> bool:
+        if self.run_ledger is None:
+            return True
+        if not self.run_ledger.can_start_round():
+            self.collect()  # settle the round in flight: it may have been withheld
+        return self.run_ledger.can_start_round()
+
+    def _participants(self) -> np.ndarray:
+        """Who is asked to take part: the pooled trainer alone, or whom the privacy
+        mode samples (distributed: everyone, each with its own coin; central: a
+        Poisson sample the trusted server keeps hidden)."""
+        if self.config.strategy.name == "pooled":
+            return np.array([len(self.sizes)])
+        return self.privacy.mechanism.sample(len(self.sizes), self.config.fraction_per_round,
+                                             self.sampling.generator())
+
+    def finish(self) -> np.ndarray:
+        """Reads what is still in flight and the end-of-run statistics; the final model."""
+        self.collect()
+        final_vector = ray.get(self.global_ref).global_vector
+        for round_, ref in self.late_reports:  # their diagnostics (a budget running out)
+            self.record.add_reports(round_, ray.get(ref), self.bar, late=True)
+        if self.config.strategy.name == "local":
+            self.record.local_cross = _cross_evaluate(self.actors)
+        if self.privacy.mechanism.per_hospital:  # ε from the ledgers, late batches too
+            for part in ray.get([a.epsilon_spent.remote() for a in self.actors]):
+                self.record.epsilon.update({i: e for i, e in part.items() if e is not None})
+        return final_vector
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A planned run: everything decided before Ray is needed."""
+
+    config: SimulationConfig
+    federation: Any
+    privacy: PrivacyPlan
+    initial: np.ndarray
+    num_trainable: int
+
+
+def prepare(config: SimulationConfig) -> Prepared:
+    """Plans the run (hospitals, privacy, packing) and its round-0 model. Raises
+    ConfigError for what the data cannot give (e.g. more hospitals than records)."""
+    config, federation, privacy = plan(config)
+    initial = initial_parameters(config.model, num_features=federation.num_features,
+                                 num_classes=federation.num_classes, seed=config.seed)
+    return Prepared(config, federation, privacy, initial,
+                    federation_trainable(config, federation))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a run leaves once its last round is read."""
+
+    summary: dict[str, Any]
+    metrics: pd.DataFrame
+    global_vector: np.ndarray
+
+
+def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float) -> Finished:
+    """Configures the workers and runs every round; Ray must be up."""
+    config, federation, privacy = prepared.config, prepared.federation, prepared.privacy
+    sizes = federation.train_sizes
+    trainer_names = ["pooled"] if config.strategy.name == "pooled" else []
+    record = RunRecord(names=[h.name for h in federation.hospitals] + trainer_names,
+                       self_sampling=privacy.self_sampling)
+    record.num_parameters = int(prepared.initial.shape[0])
+    if config.ray.num_gpus_per_actor > 0 and cluster.get("GPU", 0) == 0:
+        raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
+                          "the Ray cluster has no GPU; use 0")
+    assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
+    actors, aggregator, placed = make_actors(config, federation, assignment, privacy)
+    owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
+    if config.strategy.name == "pooled":  # one trainer on the union, on actor 0
+        owner[len(sizes)] = actors[0]
+    devices = [device for device, _ in placed]
+    record.warm_workers = POOL.reused
+    record.nodes = _hospitals_by_node(placed, assignment, record.names)
+    startup_seconds = time.perf_counter() - wall_start
+    strategy = build_strategy(config.strategy)
+    server_state = strategy.init_server_state(prepared.initial, prepared.num_trainable)
+    bar = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
+               disable=not config.progress, leave=False)
+    run = Run(
+        config=config, privacy=privacy, record=record, actors=actors,
+        aggregator=aggregator, owner=owner, sizes=sizes, bar=bar,
+        # one copy in the object store, read by every actor
+        global_ref=ray.put(RoundBroadcast(prepared.initial, strategy.broadcast(server_state))),
+        sampling=make_randomness(secure=privacy.secure_rng,
+                                 seed=np.random.SeedSequence([config.seed, 0x5A3])),
+        run_ledger=(RunLedger(privacy) if privacy.enabled
+                    and not privacy.mechanism.per_hospital else None),
+    )
+    loop_start = time.perf_counter()
+    for round_ in bar:
+        if not run.round(round_):
+            break
+    final_vector = run.finish()
+    loop_seconds = time.perf_counter() - loop_start
+    bar.close()
+    summary = build_summary(config, federation, privacy, record, devices=devices,
+                            startup_seconds=startup_seconds, loop_seconds=loop_seconds,
+                            wall_seconds=time.perf_counter() - wall_start,
+                            num_actors=len(assignment))
+    return Finished(summary, record.log.frame(), final_vector)
+
+
+def _cross_evaluate(actors: list[Any]) -> dict[int, dict[int, EvalStats]]:
+    """strategy=local: every hospital's own model on every hospital's test split."""
+    models: dict[int, np.ndarray] = {}
+    for part in ray.get([a.local_models.remote() for a in actors]):
+        models.update(part)
+    models_ref = ray.put(models)
+    cross: dict[int, dict[int, EvalStats]] = {m: {} for m in models}
+    for part in ray.get([a.evaluate_models.remote(models_ref) for a in actors]):
+        for m, stats in part.items():
+            cross[m].update(stats)
+    return cross
+
+
+def _hospitals_by_node(placed: list[tuple[str, str]], assignment: list[list[int]],
+                       names: list[str]) -> dict[str, list[str]]:
+    """Which Ray node hosted which hospitals (node ids as Ray names them)."""
+    nodes: dict[str, list[str]] = {}
+    for (_, node), indices in zip(placed, assignment):
+        nodes.setdefault(node, []).extend(names[i] for i in indices)
+    return nodes
+
+
+def federation_trainable(config: SimulationConfig, federation: Any) -> int:
+    return num_trainable(build_model(config.model, num_features=federation.num_features,
+                                     num_classes=federation.num_classes))
+
+
+
+def _dispatch_training(
+    global_ref: ray.ObjectRef, weights: dict[int, float], owner: dict[int, Any]
+) -> dict[ray.ObjectRef, tuple[ray.ObjectRef, int]]:
+    """One train call per actor that hosts participants; returns, per update batch
+    reference, the reference of its hospitals' reports and how many hospitals it holds."""
+    by_actor: dict[Any, dict[int, float]] = {}
+    for i, w in weights.items():
+        by_actor.setdefault(owner[i], {})[i] = w
+    training = {}
+    for actor, part in by_actor.items():
+        updates, reports = actor.train.options(num_returns=2).remote(global_ref, part)
+        training[updates] = (reports, len(part))
+    return training
+
+
+def _aggregate_in_time(
+    config: SimulationConfig, privacy: PrivacyPlan,
+    training: dict[ray.ObjectRef, tuple[ray.ObjectRef, int]], global_ref: ray.ObjectRef,
+    aggregator: Any, weights: dict[int, float],
+) -> tuple[ray.ObjectRef, Optional[ray.ObjectRef], list[ray.ObjectRef],
+           list[ray.ObjectRef]]:
+    """Hands whatever arrived before the timeout to the aggregator; returns the refs of
+    the next broadcast, of the aggregation report (None: round skipped, fewer than
+    ``min_clients`` arrived, global unchanged), of the arrived hospitals' reports and
+    of the late hospitals' reports.
+    Central DP never skips: the server releases a noised sum whoever arrived."""
+    # A batch still running at the timeout is left to finish and ignored: cancelling
+    # a running task of a synchronous actor would interrupt its hospitals mid-step.
+    ready: list[ray.ObjectRef] = []
+    missed: list[ray.ObjectRef] = []
+    if training:
+        ready, missed = ray.wait(list(training), num_returns=len(training),
+                                 timeout=config.round_timeout_s)
+    late = [training[ref][0] for ref in missed]
+    reports = [training[ref][0] for ref in ready]
+    arrived = sum(training[ref][1] for ref in ready)
+    if arrived < config.min_clients and not privacy.releases_every_round:
+        return global_ref, None, reports, late
+    new_global, report = aggregator.aggregate.options(num_returns=2).remote(
+        ready, global_ref, weights)
+    return new_global, report, reports, late
+
+
+def _collect(pending: PendingRound, record: RunRecord, run_ledger: Optional[RunLedger],
+             bar: Any) -> None:
+    report = ray.get(pending.report) if pending.report is not None else None
+    record.add_aggregate(pending.round_, report, bar)
+    if run_ledger is not None and run_ledger.settled(report is not None and report.released):
+        record.add_run_epsilon(pending.round_, run_ledger.ledger.epsilon)
+    record.add_reports(pending.round_,
+                       [r for part in ray.get(pending.hospital_reports) for r in part], bar)
+    if pending.evaluations is not None:
+        merged: dict[int, EvalStats] = {}
+        personal: dict[int, EvalStats] = {}
+        for part in ray.get(pending.evaluations):
+            for i, (stats, personalized) in part.items():
+                merged[i] = stats
+                if personalized is not None:
+                    personal[i] = personalized
+        record.add_eval(pending.round_, merged, bar, personal)
