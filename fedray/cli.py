@@ -13,7 +13,7 @@ on, and the sweep callback gathers every run into one table and its plots.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -79,13 +79,23 @@ def format_result(result: "Result") -> str:
 
 
 def compose(overrides: list[str]) -> SimulationConfig:
-    """The config the CLI would build for these overrides, for scripts (no run dir)."""
+    """The config the CLI would build for these overrides, checked the way the CLI checks
+    it (for scripts and tests; no run directory)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
     with initialize_config_module(config_module="fedray.conf", version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=overrides)
-    return config_from_dict(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    return checked_config(OmegaConf.to_container(cfg, resolve=True), None)  # type: ignore[arg-type]
+
+
+def checked_config(values: dict[str, Any], run_dir: Optional[str]) -> SimulationConfig:
+    """The typed config for a composed one; ConfigError names the key and what is allowed."""
+    if values.get("output_dir") is not None:
+        raise ConfigError("output_dir", values["output_dir"],
+                          "the CLI writes to Hydra's run directory; set hydra.run.dir=… "
+                          "(hydra.sweep.dir=… with -m) instead")
+    return config_from_dict({**values, "output_dir": run_dir})
 
 
 def run(cfg: DictConfig) -> float:
@@ -94,12 +104,7 @@ def run(cfg: DictConfig) -> float:
     run_dir = hydra_config.runtime.output_dir
     multirun = hydra_config.mode == RunMode.MULTIRUN
     try:
-        if values.get("output_dir") is not None:
-            raise ConfigError("output_dir", values["output_dir"],
-                              "the CLI writes to Hydra's run directory; set hydra.run.dir=… "
-                              "(hydra.sweep.dir=… with -m) instead")
-        values["output_dir"] = run_dir
-        config = config_from_dict(values)
+        config = checked_config(values, run_dir)
         from fedray.runtime.session import keep_ray_between_runs
         from fedray.simulation import simulate  # torch and Ray: only for a valid config
 

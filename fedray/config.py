@@ -416,6 +416,12 @@ class SimulationConfig:
                 "strategy.pooled_scaling", "pooled", "re-standardises the raw records, which "
                 "would drop each hospital's feature shift; use pooled_scaling=hospital",
             )
+        if self.privacy.name == "dpsgd" and self.model.batchnorm:
+            raise ConfigError(
+                "model.batchnorm", True, "BatchNorm mixes the records of a batch, so DP-SGD "
+                "has no per-record gradient to clip; use model.batchnorm=false with "
+                "privacy=dpsgd (Opacus refuses it too)",
+            )
         if self.optimizer == "adam" and (self.strategy.name == "scaffold"
                                          or self.privacy.name == "dpsgd"):
             raise ConfigError(

@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fedray.outputs.collect import ERROR_FILE
+from fedray.outputs import ERROR_FILE
 
 
 def record_failure(run_dir: str, values: dict[str, Any], err: BaseException) -> Path:

@@ -1,4 +1,6 @@
-"""Run outputs: metrics.csv, summary.json and plots in the run directory."""
+"""Run outputs: metrics.csv, summary.json and plots in the run directory, and a
+sweep's table (collect.py). Light on import: the CLI reads the sweep helpers before
+it imports torch, so the names below load on first use."""
 
 from __future__ import annotations
 
@@ -6,15 +8,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+__all__ = ["ERROR_FILE", "GLOBAL", "MetricsLog", "plot_accuracy", "write_run"]
 
-from fedray.outputs.metrics import GLOBAL, MetricsLog
-from fedray.outputs.plots import plot_accuracy
-
-__all__ = ["GLOBAL", "MetricsLog", "plot_accuracy", "write_run"]
+ERROR_FILE = "error.json"  # a failed run of a sweep: its config and one-line error
 
 
-def write_run(directory: Path, *, metrics: pd.DataFrame, summary: dict[str, Any]) -> None:
+def __getattr__(name: str) -> Any:
+    if name in ("GLOBAL", "MetricsLog"):
+        from fedray.outputs import metrics
+
+        return getattr(metrics, name)
+    if name == "plot_accuracy":
+        from fedray.outputs.plots import plot_accuracy
+
+        return plot_accuracy
+    raise AttributeError(f"module 'fedray.outputs' has no attribute {name!r}")
+
+
+def write_run(directory: Path, *, metrics: Any, summary: dict[str, Any]) -> None:
+    from fedray.outputs.plots import plot_accuracy
+
     directory.mkdir(parents=True, exist_ok=True)
     metrics.to_csv(directory / "metrics.csv", index=False)
     (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")

@@ -18,12 +18,13 @@ from typing import Any
 
 import pandas as pd
 
+from fedray.outputs import ERROR_FILE
+
 RESULT_KEYS = ("accuracy", "mean_client_accuracy", "auc", "loss", "epsilon_spent", "delta",
                "noise_multiplier", "rounds_completed", "bytes_uploaded", "startup_seconds",
                "wall_seconds", "warm_workers", "worst_client_accuracy",
                "client_accuracy_std", "client_accuracy_gap")
 LABELS = ("hospitals", "epsilon", "heterogeneity", "status", "error")
-ERROR_FILE = "error.json"
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -99,14 +100,17 @@ def _job_number(run_dir: Path) -> int:
 
 
 def write_tables(table: pd.DataFrame, sweep_dir: Path) -> list[Path]:
-    """runs.csv and runs.parquet (object columns of mixed types as text, which parquet
-    needs)."""
+    """runs.csv and runs.parquet (a column parquet cannot type, e.g. ε as 1.0 or
+    'none', is written as text)."""
+    import pyarrow as pa
+
     csv, parquet = sweep_dir / "runs.csv", sweep_dir / "runs.parquet"
     table.to_csv(csv, index=False)
     typed = table.copy()
     for column in typed.columns[typed.dtypes == object]:
-        kinds = {type(v) for v in typed[column] if v is not None}
-        if len(kinds) > 1 or kinds - {str}:
+        try:
+            pa.array(typed[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
             typed[column] = [None if v is None else str(v) for v in typed[column]]
     typed.to_parquet(parquet, index=False)
     return [csv, parquet]

@@ -1,13 +1,18 @@
-"""The console entry point as a user runs it: a subprocess with its own fresh Ray."""
+"""The console entry point. Bad input is checked in-process through the CLI's own
+compose-and-check path; a few subprocesses check what a user sees (exit codes, one
+line, outputs) for a run, a failing run and a sweep."""
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from fedray.outputs.collect import collect
+from fedray import ConfigError
+from fedray.cli import compose
 
 pytestmark = pytest.mark.integration
 
@@ -17,6 +22,69 @@ def _fedray(*args, cwd):
         [sys.executable, "-m", "fedray", *args], cwd=cwd, capture_output=True, text=True,
         timeout=300,
     )
+
+
+def _one_error_line(proc, expected):
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fedray: error:")]
+    assert len(errors) == 1 and expected in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["partition=dirichlet", "partition.alpha=-1"],
+         "partition.alpha=-1.0: must be a finite number > 0"),
+        (["num_rounds=0"], "num_rounds=0: must be an integer >= 1"),
+        (["privacy=local", "privacy.epsilon=0"], "privacy.epsilon=0"),
+        (["privacy=central", "privacy.clip=-1"], "privacy.clip=-1"),
+        (["privacy=dpsgd", "model=mlp", "model.batchnorm=true"],
+         "model.batchnorm=True: BatchNorm mixes the records of a batch"),
+        (["privacy=distributed", "privacy.epsilon=1"], "needs encryption=ckks"),
+        (["privacy=central", "encryption=ckks"], "cannot run with encryption=ckks"),
+        (["encryption=ckks", "encryption.preset=custom", "encryption.poly_modulus_degree=4096",
+          "encryption.coeff_mod_bit_sizes=[60,60]", "encryption.scale_bits=40"],
+         "exceed the 109 bits allowed at N=4096 for 128-bit security"),
+        (["output_dir=/somewhere"], "output_dir='/somewhere': the CLI writes to Hydra's run"),
+        (["ray.address=''"], "ray.address='': must be null"),
+    ],
+)
+def test_bad_config_is_refused_in_one_line(overrides, expected):
+    with pytest.raises(ConfigError) as refused:
+        compose(overrides)
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["dataset=synthetic", "partition=iid", "num_clients=1000"], "num_clients=1000"),
+        (["privacy=dpsgd", "privacy.delta=0.05"], "privacy.delta=0.05: must be < 1/(records"),
+    ],
+)
+def test_what_the_data_cannot_give_is_refused_by_the_planner(overrides, expected):
+    from fedray.planning import plan
+
+    with pytest.raises(ConfigError) as refused:
+        plan(compose(overrides))
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_typo_fails_in_one_line_before_torch_and_ray(tmp_path):
+    start = time.perf_counter()
+    proc = _fedray("num_rounds=0", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 2
+    _one_error_line(proc, "num_rounds=0: must be an integer >= 1")
+    assert "Ray" not in proc.stderr  # refused before Ray started
+    assert seconds < 30  # a sanity bound; the speed itself is benchmarked, not tested
+
+
+def test_an_unreachable_ray_address_fails_in_one_line(tmp_path):
+    proc = _fedray("ray.address=127.0.0.1:1", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    _one_error_line(proc, "ray.address='127.0.0.1:1': nothing answers at 127.0.0.1:1")
+    assert not (tmp_path / "bad" / "summary.json").exists()
 
 
 def test_cli_run_prints_results_and_writes_outputs(tmp_path):
@@ -29,58 +97,24 @@ def test_cli_run_prints_results_and_writes_outputs(tmp_path):
     assert (out / "metrics.csv").exists() and (out / "accuracy.png").exists()
 
 
-@pytest.mark.parametrize(
-    "override, expected",
-    [
-        ("partition.alpha=-1", "partition.alpha=-1.0: must be a finite number > 0"),
-        ("num_rounds=0", "num_rounds=0: must be an integer >= 1"),
-        ("num_clients=1000", "num_clients=1000"),
-    ],
-)
-def test_bad_values_fail_in_one_line_before_ray(tmp_path, override, expected):
-    extra = ["dataset=synthetic", "partition=iid"] if "num_clients" in override else []
-    proc = _fedray(override, *extra, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
-    assert proc.returncode == 2
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("fedray: error:")]
-    assert len(errors) == 1 and expected in errors[0], proc.stderr
-    assert "Ray" not in proc.stderr  # refused before Ray started
-
-
-def test_multirun_leaves_one_directory_per_run(tmp_path):
+def test_a_sweep_with_failing_runs_finishes_the_others_and_tables_them_all(tmp_path):
     sweep = tmp_path / "sweep"
     proc = _fedray(
-        "-m", "num_rounds=1,2", "seed=0,1", "dataset=synthetic", "partition=iid",
-        "num_clients=3", "dataset.num_records=300", "progress=false",
-        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+        "-m", "num_rounds=1,2", "num_clients=3,1000", "dataset=synthetic", "partition=iid",
+        "dataset.num_records=300", "progress=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
-    runs = sorted(p.parent for p in Path(sweep).glob("*/summary.json"))
-    assert len(runs) == 4
-    seen = {(json.loads((r / "summary.json").read_text())["config"]["num_rounds"],
-             json.loads((r / "summary.json").read_text())["config"]["seed"]) for r in runs}
-    assert seen == {(1, 0), (1, 1), (2, 0), (2, 1)}
-    table = collect(sweep)
-    assert len(table) == 4
-    assert list(table.columns[:2]) == ["num_rounds", "seed"]  # the swept keys lead
-    assert table["accuracy"].between(0, 1).all()
-
-
-@pytest.mark.parametrize(
-    "overrides, expected",
-    [
-        (["privacy=local", "privacy.epsilon=0"], "privacy.epsilon=0"),
-        (["privacy=dpsgd", "privacy.delta=0.05"], "privacy.delta=0.05: must be < 1/(records"),
-        (["privacy=central", "privacy.clip=-1"], "privacy.clip=-1"),
-        (["privacy=dpsgd", "model=mlp", "model.batchnorm=true"], "not compatible with privacy"),
-        (["privacy=distributed", "privacy.epsilon=1"], "needs encryption=ckks"),
-        (["privacy=central", "encryption=ckks"], "cannot run with encryption=ckks"),
-        (["encryption=ckks", "encryption.preset=custom", "encryption.poly_modulus_degree=4096",
-          "encryption.coeff_mod_bit_sizes=[60,60]", "encryption.scale_bits=40"],
-         "exceed the 109 bits allowed at N=4096 for 128-bit security"),
-    ],
-)
-def test_bad_privacy_input_fails_in_one_line_before_ray(tmp_path, overrides, expected):
-    proc = _fedray(*overrides, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("fedray: error:")]
-    assert len(errors) == 1 and expected in errors[0], proc.stderr
+    assert proc.returncode == 1, proc.stderr  # after every run, and the table, are done
+    assert "2 of 4 runs failed" in proc.stderr
+    table = pd.read_parquet(sweep / "runs.parquet")
+    assert len(table) == 4 and len(pd.read_csv(sweep / "runs.csv")) == 4
+    assert list(table.columns[:2]) == ["num_rounds", "num_clients"]  # the swept keys lead
+    failed = table[table["status"] == "failed"]
+    assert failed["num_clients"].tolist() == [1000, 1000]
+    assert failed["error"].str.contains("num_clients=1000").all()
+    done = table[table["status"] == "ok"].sort_values("num_rounds")
+    assert done["num_rounds"].tolist() == [1, 2] and done["accuracy"].between(0, 1).all()
+    assert done["warm_workers"].tolist() == [False, True]  # one Ray, warm workers reused
+    for run_dir in done["run_dir"]:
+        assert (Path(run_dir) / "summary.json").exists()
+    for run_dir in failed["run_dir"]:
+        assert not (Path(run_dir) / "summary.json").exists()  # nothing that looks like a result
