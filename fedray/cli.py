@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from fedray.simulation import Result
 
 
+MAX_PRINTED_HOSPITALS = 20
+
+
 def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="fedray_schema", node=hydra_schema(SimulationConfig))
@@ -40,7 +43,16 @@ def register_schemas() -> None:
 def format_result(result: "Result") -> str:
     s = result.summary
     lines = [f"{'hospital':<16}{'train':>7}{'test':>7}{'accuracy':>10}{'auc':>8}"]
-    for client in s["clients"]:
+    clients = s["clients"]
+    if len(clients) > MAX_PRINTED_HOSPITALS:  # the worst and the best, not thousands of lines
+        by_accuracy = sorted(clients, key=lambda c: s["per_client_accuracy"][c["name"]])
+        half = MAX_PRINTED_HOSPITALS // 2
+        clients = by_accuracy[:half] + [None] + by_accuracy[-half:]
+    for client in clients:
+        if client is None:
+            lines.append(f"{'…':<16}({len(s['clients']) - 2 * half} more hospitals; all of "
+                         "them in summary.json and metrics.csv)")
+            continue
         name = client["name"]
         auc = s["per_client_auc"].get(name)
         lines.append(
