@@ -42,7 +42,7 @@ class Result:
 def simulate(config: SimulationConfig) -> Result:
     """Runs one federated simulation and, if ``config.output_dir`` is set, writes
     metrics.csv, summary.json and accuracy.png there."""
-    wall_start = time.perf_counter()
+    wall_start, started_at = time.perf_counter(), time.time()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedray-planner") as planner:
         prepared = planner.submit(_prepare, config)
         with ray_session(config.ray) as cluster:
@@ -55,6 +55,8 @@ def simulate(config: SimulationConfig) -> Result:
             from fedray.orchestrator import run_rounds  # the planner has imported it
 
             finished = run_rounds(planned, cluster, wall_start)
+            # Unix times: runs of a sweep side by side overlap in them.
+            finished.summary.update(started_at=started_at, finished_at=time.time())
             out = Path(config.output_dir) if config.output_dir else None
             written = planner.submit(_write, out, finished) if out is not None else None
         if written is not None:

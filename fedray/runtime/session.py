@@ -31,29 +31,35 @@ def keep_ray_between_runs() -> None:
     _keep_ray = True
 
 
+def start_or_join(config: RayConfig) -> None:
+    """Starts a fresh local Ray (``address`` null) or joins the cluster at ``address``;
+    an address nothing answers at is a one-line ConfigError within seconds."""
+    # Actors size torch's threads themselves; stop Ray's worker env forcing 1.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs = dict(
+        include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
+        configure_logging=True,
+    )
+    if config.address is None:
+        ray.init(address="local", num_cpus=config.num_cpus, **kwargs)
+        return
+    _check_reachable(config.address)
+    try:
+        ray.init(address=config.address, **kwargs)
+    except ConnectionError as err:
+        raise ConfigError("ray.address", config.address,
+                          f"no Ray cluster to join ({_first_line(err)}); start one with "
+                          "`ray start --head`, or use null for a local Ray") from None
+
+
 @contextmanager
 def ray_session(config: RayConfig) -> Iterator[dict[str, float]]:
     """Yields the cluster's resources; shuts Ray down afterwards unless the caller had
-    already initialised it (then the caller owns its lifetime) or a multirun keeps it."""
+    already initialised it (then the caller owns its lifetime: a test session, a sweep
+    task, a script) or a multirun keeps it for its next run."""
     owned = not ray.is_initialized()
     if owned:
-        # Actors size torch's threads themselves; stop Ray's worker env forcing 1.
-        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-        kwargs = dict(
-            include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
-            configure_logging=True,
-        )
-        if config.address is None:
-            ray.init(address="local", num_cpus=config.num_cpus, **kwargs)
-        else:
-            _check_reachable(config.address)
-            try:
-                ray.init(address=config.address, **kwargs)
-            except ConnectionError as err:
-                raise ConfigError("ray.address", config.address,
-                                  f"no Ray cluster to join ({_first_line(err)}); start one "
-                                  "with `ray start --head`, or use null for a local Ray"
-                                  ) from None
+        start_or_join(config)
     try:
         yield ray.cluster_resources()
     finally:

@@ -1,0 +1,146 @@
+"""``hydra/launcher=fedray_ray``: a multirun's runs as Ray tasks, side by side.
+
+Hydra's basic launcher runs a sweep's runs one after another in one process (they
+share Ray and warm workers; fedray's default). On a cluster that leaves most nodes
+idle: a run of a few hospitals needs a fraction of it. This launcher joins the
+cluster once and runs up to ``max_parallel`` runs at a time, each as a Ray task that
+drives its own run. Each run reserves its hospital workers in one placement group
+(fedray/runtime/pool.py), so concurrent runs never hold part of what they need and
+wait on each other; a task process keeps its warm workers for the next run it gets.
+
+    fedray -m hydra/launcher=fedray_ray ray.address=auto +experiment=sweep_grid \
+        [hydra.launcher.max_parallel=8]
+
+``max_parallel`` (default: one run per alive node) bounds the runs in flight, and a
+run whose ``ray.num_actors`` is unset gets an equal share of the cluster's worker
+slots. Why our own launcher and not hydra-ray-launcher 1.2.2 (docs/design.md): that
+one starts or joins a cluster but runs the jobs of a sweep one after another, and
+pins Ray versions of its own; what fedray needs is small: run_job inside a task.
+"""
+
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FedrayRayLauncherConf:
+    _target_: str = "hydra_plugins.fedray_launcher.fedray_launcher.FedrayRayLauncher"
+    max_parallel: Optional[int] = None  # runs in flight; None: one per alive Ray node
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="fedray_ray",
+                             node=FedrayRayLauncherConf, provider="fedray")
+
+
+class FedrayRayLauncher(Launcher):
+    def __init__(self, max_parallel: Optional[int] = None) -> None:
+        super().__init__()
+        self.max_parallel = max_parallel
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+               ) -> Sequence[JobReturn]:
+        import ray
+
+        assert self.config is not None and self.hydra_context is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        _join(self.config)
+        parallel = self.max_parallel or max(1, sum(n["Alive"] for n in ray.nodes()))
+        share = _actors_per_run(self.config, parallel)
+        log.info(f"Launching {len(job_overrides)} jobs on Ray, up to {parallel} at a time"
+                 f" ({share} hospital workers each unless ray.num_actors is set)")
+        remote_job = ray.remote(num_cpus=0)(_run_job)  # the run's driver holds no CPU
+        pending: dict[Any, int] = {}
+        results: dict[int, JobReturn] = {}
+        configs: dict[int, DictConfig] = {}
+        for offset, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + offset
+            if len(pending) >= parallel:
+                self._settle(ray, pending, results, configs)
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            config = self.hydra_context.config_loader.load_sweep_config(
+                self.config, list(overrides))
+            with open_dict(config):
+                config.hydra.job.id = idx
+                config.hydra.job.num = idx
+                if config.ray.num_actors is None:
+                    config.ray.num_actors = share
+            configs[idx] = config
+            pending[remote_job.remote(self.hydra_context, self.task_function, config)] = idx
+        while pending:
+            self._settle(ray, pending, results, configs)
+        return [results[initial_job_idx + i] for i in range(len(job_overrides))]
+
+    @staticmethod
+    def _settle(ray: Any, pending: dict[Any, int], results: dict[int, JobReturn],
+                configs: dict[int, DictConfig]) -> None:
+        """Waits for one run in flight to end and keeps its JobReturn."""
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            idx = pending.pop(ref)
+            try:
+                results[idx] = ray.get(ref)
+            except ray.exceptions.RayError as err:  # the task itself died: a row, not a gap
+                results[idx] = _failed(configs[idx], err)
+
+
+def _run_job(hydra_context: HydraContext, task_function: TaskFunction,
+             config: DictConfig) -> JobReturn:
+    """In the task's process: what Hydra's basic launcher does for one run."""
+    from hydra.core.utils import run_job
+
+    setup_globals()
+    return run_job(hydra_context=hydra_context, task_function=task_function, config=config,
+                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
+def _join(config: DictConfig) -> None:
+    import ray
+
+    from fedray.config import RayConfig
+    from fedray.runtime.session import start_or_join
+
+    if not ray.is_initialized():
+        start_or_join(RayConfig(**OmegaConf.to_container(config.ray, resolve=True)))
+
+
+def _actors_per_run(config: DictConfig, parallel: int) -> int:
+    import ray
+
+    slots = int(ray.cluster_resources().get("CPU", 1) // float(config.ray.num_cpus_per_actor))
+    return max(1, slots // parallel)
+
+
+def _failed(config: DictConfig, err: Exception) -> JobReturn:
+    from fedray.sweep import record_failure
+
+    run_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    values = OmegaConf.to_container(config, resolve=False)
+    values.pop("hydra", None)  # type: ignore[union-attr]
+    record_failure(str(run_dir), values, err)  # type: ignore[arg-type]
+    ret = JobReturn()
+    ret.status, ret.return_value = JobStatus.COMPLETED, float("nan")
+    ret.overrides = []
+    return ret
+
+
+__all__: List[str] = ["FedrayRayLauncher", "FedrayRayLauncherConf"]
