@@ -159,7 +159,7 @@ def main() -> None:
 
     def row(name: str, value: str) -> None:
         rows.append((name, value))
-        print(f"{name:<58}{value}", flush=True)
+        print(f"{name:<68}{value}", flush=True)
 
     floor = ray_floor()
     row("Ray floor: ray.init + 2 actors importing torch", f"{floor:.2f} s")
