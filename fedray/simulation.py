@@ -20,7 +20,7 @@ import numpy as np
 
 from fedray.config import SimulationConfig
 from fedray.runtime.pool import POOL, WorkerShape, actor_count
-from fedray.runtime.session import ray_session
+from fedray.runtime.session import check_address, ray_session
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,12 @@ def simulate(config: SimulationConfig) -> Result:
     """Runs one federated simulation and, if ``config.output_dir`` is set, writes
     metrics.csv, summary.json and accuracy.png there."""
     wall_start, started_at = time.perf_counter(), time.time()
+    check_address(config.ray)  # an address nothing answers at fails before any work
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedray-planner") as planner:
         prepared = planner.submit(_prepare, config)
         with ray_session(config.ray) as cluster:
+            if prepared.done():
+                prepared.result()  # a plan that failed already: its error, no workers
             # An estimate (natural partitions choose their own count); the run takes
             # these workers if it needs no more of them.
             POOL.prestart(WorkerShape(config.ray.num_cpus_per_actor,
@@ -54,7 +57,13 @@ def simulate(config: SimulationConfig) -> Result:
             planned = prepared.result()
             from fedray.orchestrator import run_rounds  # the planner has imported it
 
-            finished = run_rounds(planned, cluster, wall_start)
+            try:
+                finished = run_rounds(planned, cluster, wall_start)
+            except BaseException:
+                # Work the failed run sent may still be queued on the workers: the next
+                # run starts with fresh ones rather than behind it.
+                POOL.discard()
+                raise
             # Unix times: runs of a sweep side by side overlap in them.
             finished.summary.update(started_at=started_at, finished_at=time.time())
             out = Path(config.output_dir) if config.output_dir else None

@@ -51,15 +51,17 @@ def _lines(done: pd.DataFrame, *, x: str, y: str, panel: str, path: Path, ylabel
                              sharey=True)
     for ax, value in zip(axes[0], panels):
         rows = done[done[panel].astype(str) == value]
+        order = "epsilon_order" if x == "epsilon" else x
+        # ε is categorical ('none' is no number): one slot per budget in the panel, so a
+        # line missing a budget (a failed run) leaves a gap rather than shifting left.
+        budgets = (rows.groupby(order, sort=True)[x].first() if x == "epsilon" else None)
         for label, group in rows.groupby("heterogeneity", sort=True):
-            order = "epsilon_order" if x == "epsilon" else x
-            means = (group.groupby(order, sort=True)
-                     .agg(mean=(y, "mean"), tick=(x, "first")).reset_index())
-            positions = (list(range(len(means))) if x == "epsilon"
-                         else means[order].tolist())
-            ax.plot(positions, means["mean"], marker="o", label=str(label))
-            if x == "epsilon":
-                ax.set_xticks(positions, [str(t) for t in means["tick"]])
+            means = group.groupby(order, sort=True)[y].mean()
+            positions = ([budgets.index.get_loc(k) for k in means.index] if x == "epsilon"
+                         else means.index.tolist())
+            ax.plot(positions, means.values, marker="o", label=str(label))
+        if budgets is not None:
+            ax.set_xticks(range(len(budgets)), [str(t) for t in budgets])
         ax.set_title(f"{panel} = {value}", fontsize=10)
         ax.set_xlabel("ε (none: no DP)" if x == "epsilon" else "hospitals")
         ax.grid(alpha=0.3)

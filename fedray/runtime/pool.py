@@ -97,8 +97,8 @@ class WarmPool:
         return self._aggregator
 
     def discard(self) -> None:
-        """Drops every worker (one died, or a run failed half-way): the next run starts
-        fresh ones."""
+        """Drops every worker (one died, a run failed half-way, Ray is going): the next
+        run starts fresh ones."""
         self._release_hospital_workers()
         if self._aggregator is not None:
             _kill(self._aggregator)
@@ -137,7 +137,13 @@ def actor_count(config: SimulationConfig, cluster: dict[str, float], num_hospita
 
 def _reserve(shape: WorkerShape, count: int) -> Any:
     total = ray.cluster_resources()
+    largest = {r: max((n["Resources"].get(r, 0) for n in ray.nodes() if n["Alive"]), default=0)
+               for r in shape.bundle()}
     for resource, amount in shape.bundle().items():
+        if largest[resource] < amount:
+            key = "ray.num_cpus_per_actor" if resource == "CPU" else "ray.num_gpus_per_actor"
+            raise ConfigError(key, amount, f"one hospital worker needs {amount:g} {resource} on "
+                              f"one node and the largest node has {largest[resource]:g}")
         if total.get(resource, 0) < amount * count:
             key = "ray.num_cpus_per_actor" if resource == "CPU" else "ray.num_gpus_per_actor"
             raise ConfigError(key, amount, f"{count} hospital workers need {amount * count:g} "

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 _keep_ray = False
+_kept: Optional[RayConfig] = None  # what the Ray a multirun keeps was started with
 
 
 def keep_ray_between_runs() -> None:
@@ -43,7 +44,7 @@ def start_or_join(config: RayConfig) -> None:
     if config.address is None:
         ray.init(address="local", num_cpus=config.num_cpus, **kwargs)
         return
-    _check_reachable(config.address)
+    check_address(config)
     try:
         ray.init(address=config.address, **kwargs)
     except ConnectionError as err:
@@ -57,9 +58,17 @@ def ray_session(config: RayConfig) -> Iterator[dict[str, float]]:
     """Yields the cluster's resources; shuts Ray down afterwards unless the caller had
     already initialised it (then the caller owns its lifetime: a test session, a sweep
     task, a script) or a multirun keeps it for its next run."""
+    global _kept
+    if ray.is_initialized() and _kept is not None and _where(_kept) != _where(config):
+        # A multirun that sweeps ray.address or ray.num_cpus: this run needs another Ray.
+        POOL.discard()
+        ray.shutdown()
+        _kept = None
     owned = not ray.is_initialized()
     if owned:
         start_or_join(config)
+        if _keep_ray:
+            _kept = config
     try:
         yield ray.cluster_resources()
     finally:
@@ -68,9 +77,16 @@ def ray_session(config: RayConfig) -> Iterator[dict[str, float]]:
             ray.shutdown()
 
 
-def _check_reachable(address: str) -> None:
+def _where(config: RayConfig) -> tuple[Optional[str], Optional[int]]:
+    return config.address, config.num_cpus
+
+
+def check_address(config: RayConfig) -> None:
     """A host:port that nothing answers fails here in seconds, not after Ray's minutes
     of retries."""
+    if config.address is None or ray.is_initialized():
+        return
+    address = config.address
     host_port = _host_port(address)
     if host_port is None:
         return  # "auto" or ray://: Ray resolves those and fails fast itself

@@ -1,12 +1,13 @@
-"""``hydra/launcher=fedray_ray``: a multirun's runs as Ray tasks, side by side.
+"""``hydra/launcher=fedray_ray``: a multirun's runs side by side on Ray.
 
 Hydra's basic launcher runs a sweep's runs one after another in one process (they
 share Ray and warm workers; fedray's default). On a cluster that leaves most nodes
 idle: a run of a few hospitals needs a fraction of it. This launcher joins the
-cluster once and runs up to ``max_parallel`` runs at a time, each as a Ray task that
-drives its own run. Each run reserves its hospital workers in one placement group
+cluster once and runs up to ``max_parallel`` runs at a time: ``max_parallel`` runner
+actors each drive runs one after another and keep their warm workers for the next
+run. Each run reserves its hospital workers in one placement group
 (fedray/runtime/pool.py), so concurrent runs never hold part of what they need and
-wait on each other; a task process keeps its warm workers for the next run it gets.
+wait on each other.
 
     fedray -m hydra/launcher=fedray_ray ray.address=auto +experiment=sweep_grid \
         [hydra.launcher.max_parallel=8]
@@ -15,7 +16,7 @@ wait on each other; a task process keeps its warm workers for the next run it ge
 run whose ``ray.num_actors`` is unset gets an equal share of the cluster's worker
 slots. Why our own launcher and not hydra-ray-launcher 1.2.2 (docs/design.md): that
 one starts or joins a cluster but runs the jobs of a sweep one after another, and
-pins Ray versions of its own; what fedray needs is small: run_job inside a task.
+pins Ray versions of its own; what fedray needs is small: Hydra's run_job inside a Ray actor.
 """
 
 
@@ -68,44 +69,73 @@ class FedrayRayLauncher(Launcher):
         share = _actors_per_run(self.config, parallel)
         log.info(f"Launching {len(job_overrides)} jobs on Ray, up to {parallel} at a time"
                  f" ({share} hospital workers each unless ray.num_actors is set)")
-        remote_job = ray.remote(num_cpus=0)(_run_job)  # the run's driver holds no CPU
-        pending: dict[Any, int] = {}
+        # One long-lived runner per slot: a runner drives its runs one after another and
+        # keeps their workers (and their placement group) warm in its own process, so the
+        # reservations in flight never exceed max_parallel runs' shares.
+        runner_class = ray.remote(num_cpus=0)(SweepRunner)  # a run's driver holds no CPU
+        runners = [runner_class.remote() for _ in range(min(parallel, len(job_overrides)))]
+        free = list(runners)
+        pending: dict[Any, tuple[int, Any]] = {}
         results: dict[int, JobReturn] = {}
         configs: dict[int, DictConfig] = {}
-        for offset, overrides in enumerate(job_overrides):
-            idx = initial_job_idx + offset
-            if len(pending) >= parallel:
-                self._settle(ray, pending, results, configs)
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            config = self.hydra_context.config_loader.load_sweep_config(
-                self.config, list(overrides))
-            with open_dict(config):
-                config.hydra.job.id = idx
-                config.hydra.job.num = idx
-                if config.ray.num_actors is None:
-                    config.ray.num_actors = share
-            configs[idx] = config
-            pending[remote_job.remote(self.hydra_context, self.task_function, config)] = idx
-        while pending:
-            self._settle(ray, pending, results, configs)
+        try:
+            for offset, overrides in enumerate(job_overrides):
+                idx = initial_job_idx + offset
+                if not free:
+                    free.append(_settle(ray, pending, results, configs))
+                log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+                config = self.hydra_context.config_loader.load_sweep_config(
+                    self.config, list(overrides))
+                with open_dict(config):
+                    config.hydra.job.id = idx
+                    config.hydra.job.num = idx
+                    if config.ray.num_actors is None:
+                        config.ray.num_actors = share
+                configs[idx] = config
+                runner = free.pop()
+                pending[runner.run.remote(self.hydra_context, self.task_function, config)] = (
+                    idx, runner)
+            while pending:
+                _settle(ray, pending, results, configs)
+        finally:
+            # Placement groups live as long as the sweep's driver: release them first.
+            try:
+                ray.get([r.release.remote() for r in runners], timeout=60)
+            except ray.exceptions.RayError:
+                pass
+            for runner in runners:
+                ray.kill(runner)
         return [results[initial_job_idx + i] for i in range(len(job_overrides))]
 
-    @staticmethod
-    def _settle(ray: Any, pending: dict[Any, int], results: dict[int, JobReturn],
-                configs: dict[int, DictConfig]) -> None:
-        """Waits for one run in flight to end and keeps its JobReturn."""
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            idx = pending.pop(ref)
-            try:
-                results[idx] = ray.get(ref)
-            except ray.exceptions.RayError as err:  # the task itself died: a row, not a gap
-                results[idx] = _failed(configs[idx], err)
+
+class SweepRunner:
+    """A Ray actor that drives runs of a sweep, one at a time, in its own process."""
+
+    def run(self, hydra_context: HydraContext, task_function: TaskFunction,
+            config: DictConfig) -> JobReturn:
+        return _run_job(hydra_context, task_function, config)
+
+    def release(self) -> None:
+        from fedray.runtime.pool import POOL
+
+        POOL.discard()
+
+
+def _settle(ray: Any, pending: dict[Any, tuple[int, Any]], results: dict[int, JobReturn],
+            configs: dict[int, DictConfig]) -> Any:
+    """Waits for one run in flight to end, keeps its JobReturn; returns its runner."""
+    [done], _ = ray.wait(list(pending), num_returns=1)
+    idx, runner = pending.pop(done)
+    try:
+        results[idx] = ray.get(done)
+    except ray.exceptions.RayError as err:  # the runner itself died: a row, not a gap
+        results[idx] = _failed(configs[idx], err)
+    return runner
 
 
 def _run_job(hydra_context: HydraContext, task_function: TaskFunction,
              config: DictConfig) -> JobReturn:
-    """In the task's process: what Hydra's basic launcher does for one run."""
+    """In the runner's process: what Hydra's basic launcher does for one run."""
     from hydra.core.utils import run_job
 
     setup_globals()
@@ -143,4 +173,4 @@ def _failed(config: DictConfig, err: Exception) -> JobReturn:
     return ret
 
 
-__all__: List[str] = ["FedrayRayLauncher", "FedrayRayLauncherConf"]
+__all__: List[str] = ["FedrayRayLauncher", "FedrayRayLauncherConf", "SweepRunner"]

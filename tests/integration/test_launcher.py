@@ -1,5 +1,5 @@
-"""hydra/launcher=fedray_ray: a sweep's runs as Ray tasks, side by side, each with its
-share of the workers, and the sweep gathered as with the basic launcher."""
+"""hydra/launcher=fedray_ray: a sweep's runs side by side (runner actors), each with
+its share of the workers, and the sweep gathered as with the basic launcher."""
 
 import json
 import subprocess
@@ -25,6 +25,6 @@ def test_runs_go_side_by_side_with_a_share_each(tmp_path):
     assert all(s["num_actors"] == 1 for s in summaries)  # 2 CPUs shared by 2 runs
     windows = sorted((s["started_at"], s["finished_at"]) for s in summaries)
     assert windows[1][0] < windows[0][1]  # the first two ran at the same time
-    assert any(s["warm_workers"] for s in summaries)  # a task kept its workers
+    assert [s["warm_workers"] for s in summaries] == [False, False, True, True]  # runners
     table = pd.read_csv(sweep / "runs.csv")
     assert table["seed"].tolist() == [0, 1, 2, 3] and (table["status"] == "ok").all()

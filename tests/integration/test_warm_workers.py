@@ -58,3 +58,13 @@ def test_a_wider_run_replaces_the_pool_and_a_narrower_one_reuses_it(ray_local):
     assert narrower.summary["warm_workers"] and narrower.summary["num_actors"] == 1
     half_cpu = _run(num_rounds=1, ray=RayConfig(num_actors=2, num_cpus_per_actor=0.5))
     assert not half_cpu.summary["warm_workers"]  # another shape: new workers
+
+
+def test_a_run_that_fails_leaves_no_workers_to_the_next(ray_local):
+    from fedray import ConfigError
+    from fedray.config import RayConfig
+
+    _run(num_rounds=1)
+    with pytest.raises(ConfigError, match="ray.num_gpus_per_actor"):
+        _run(num_rounds=1, ray=RayConfig(num_gpus_per_actor=0.5))  # this cluster has no GPU
+    assert not _run(num_rounds=1).summary["warm_workers"]
