@@ -36,8 +36,8 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="fedray_schema", node=hydra_schema(SimulationConfig))
     for group, cls in SECTIONS.items():
-        if group != "ray":
-            store.store(group=group, name="schema", node=hydra_schema(cls))
+        if group != "ray":  # at the root, so `dataset=schema` is not offered as a choice
+            store.store(name=f"schema_{group}", node=hydra_schema(cls))
 
 
 def format_result(result: "Result") -> str:

@@ -118,3 +118,11 @@ def test_a_sweep_with_failing_runs_finishes_the_others_and_tables_them_all(tmp_p
         assert (Path(run_dir) / "summary.json").exists()
     for run_dir in failed["run_dir"]:
         assert not (Path(run_dir) / "summary.json").exists()  # nothing that looks like a result
+
+
+def test_schemas_are_not_offered_as_group_choices():
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException):
+        compose(["dataset=schema"])
+    assert compose(["dataset=synthetic"]).dataset.name == "synthetic"  # still typed
