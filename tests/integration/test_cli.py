@@ -125,4 +125,4 @@ def test_schemas_are_not_offered_as_group_choices():
 
     with pytest.raises(MissingConfigException):
         compose(["dataset=schema"])
-    assert compose(["dataset=synthetic"]).dataset.name == "synthetic"  # still typed
+    assert compose(["dataset=synthetic", "partition=iid"]).dataset.name == "synthetic"
