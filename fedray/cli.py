@@ -140,8 +140,58 @@ def run(cfg: DictConfig) -> float:
     return result.accuracy
 
 
+def composition_error_line(err: Exception) -> str:
+    """Hydra's multi-line composition errors as one line that names the key, the value
+    and what is allowed."""
+    from hydra.errors import MissingConfigException
+
+    cause = err.__cause__
+    if isinstance(err, MissingConfigException):
+        lines = str(err).splitlines()
+        wanted = lines[0].rsplit("Could not find ", 1)[-1].strip("'")
+        group, _, option = wanted.rpartition("/")
+        options = [line.strip() for line in lines if line.startswith("\t")
+                   and "provider=" not in line]
+        allowed = f"must be one of {', '.join(options)}" if options else "no such config"
+        return f"{group}={option!r}: {allowed}" if group else f"{wanted}: {allowed}"
+    key = getattr(cause, "full_key", None)
+    first = (str(cause or err).strip().splitlines() or [type(err).__name__])[0]
+    if key and "not in" in first:
+        return f"{key}: no such key (a typo? `fedray --help` lists the config)"
+    if key:
+        return f"{key}: {first}"
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def precheck(arguments: list[str]) -> None:
+    """A single run's overrides composed and checked before Hydra starts the run, so a
+    wrong type, key or option is one line and exit 2 (Hydra would print several).
+    Multiruns and Hydra's own flags go straight to Hydra."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if any(a.startswith("-") for a in arguments):
+        return
+    try:
+        compose([a for a in arguments if not a.startswith("hydra.")])
+    except ConfigError as err:
+        _refuse(str(err))
+    except (HydraException, OmegaConfBaseException) as err:
+        _refuse(composition_error_line(err))
+
+
+def _refuse(line: str) -> None:
+    print(f"fedray: error: {line}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 register_schemas()
-main = hydra.main(version_base="1.3", config_path="conf", config_name="config")(run)
+hydra_main = hydra.main(version_base="1.3", config_path="conf", config_name="config")(run)
+
+
+def main() -> None:
+    precheck(sys.argv[1:])
+    hydra_main()
 
 if __name__ == "__main__":
     main()

@@ -303,8 +303,12 @@ class RayConfig:
 
     def __post_init__(self) -> None:
         _require(
-            self.address is None or (isinstance(self.address, str) and self.address != ""),
-            "address", self.address, "must be null (fresh local Ray), 'auto' or host:port",
+            self.address is None or (isinstance(self.address, str) and (
+                self.address == "auto" or "://" in self.address
+                or self.address.rpartition(":")[2].isdigit()
+                and self.address.rpartition(":")[0] != "")),
+            "address", self.address,
+            "must be null (fresh local Ray), 'auto', ray://host:port or host:port",
         )
         _positive_float("num_cpus_per_actor", self.num_cpus_per_actor)
         _require(
