@@ -13,6 +13,7 @@ on, and the sweep callback gathers every run into one table and its plots.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import hydra
@@ -178,6 +179,17 @@ def precheck(arguments: list[str]) -> None:
         _refuse(str(err))
     except (HydraException, OmegaConfBaseException) as err:
         _refuse(composition_error_line(err))
+    for argument in arguments:  # Hydra makes it next; a failure there is a traceback
+        if argument.startswith("hydra.run.dir="):
+            _make_run_dir("hydra.run.dir", argument.split("=", 1)[1])
+
+
+def _make_run_dir(key: str, directory: str) -> None:
+    try:
+        Path(directory).expanduser().mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _refuse(f"{key}={directory!r}: cannot be created ({err.strerror}); choose a folder "
+                "you can write to")
 
 
 def _refuse(line: str) -> None:

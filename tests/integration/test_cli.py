@@ -46,6 +46,15 @@ def test_a_wrong_type_is_one_line_and_exit_2_not_hydras_report(tmp_path):
     assert "HYDRA_FULL_ERROR" not in proc.stderr and not (tmp_path / "bad").exists()
 
 
+def test_a_run_directory_that_cannot_be_made_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = _fedray("num_rounds=1", f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    _one_error_line(proc, "hydra.run.dir=")
+    assert "cannot be created (Not a directory)" in proc.stderr
+
+
 def test_an_unreachable_ray_address_fails_in_one_line(tmp_path):
     proc = _fedray("ray.address=127.0.0.1:1", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
     assert proc.returncode == 2
