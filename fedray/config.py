@@ -347,9 +347,18 @@ class SimulationConfig:
     round_timeout_s: Optional[float] = None
     output_dir: Optional[str] = None  # None: no files written (library use)
     progress: bool = True
+    checkpoint_every: int = 0  # k > 0: the run's whole state to checkpoints/ every k rounds
+    resume: Optional[str] = None  # a run directory: continue from its last checkpoint
 
     def __post_init__(self) -> None:
         _positive_int("num_rounds", self.num_rounds)
+        _require(isinstance(self.checkpoint_every, int)
+                 and not isinstance(self.checkpoint_every, bool) and self.checkpoint_every >= 0,
+                 "checkpoint_every", self.checkpoint_every,
+                 "must be an integer >= 0 (0: no checkpoints)")
+        _require(self.resume is None or (isinstance(self.resume, str) and self.resume != ""),
+                 "resume", self.resume, "must be null or a run directory with checkpoints/")
+
         _positive_int("num_clients", self.num_clients)
         _require(
             0 < self.fraction_per_round <= 1, "fraction_per_round", self.fraction_per_round,

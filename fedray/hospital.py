@@ -164,9 +164,10 @@ class Hospital:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._generator.set_state(torch.as_tensor(state["generator"], dtype=torch.uint8))
-        self._noise_generator.set_state(torch.as_tensor(state["noise_generator"],
-                                                        dtype=torch.uint8))
+        # torch.tensor copies: a state read from Ray's store is a read-only array.
+        self._generator.set_state(torch.tensor(np.array(state["generator"]), dtype=torch.uint8))
+        self._noise_generator.set_state(torch.tensor(np.array(state["noise_generator"]),
+                                                     dtype=torch.uint8))
         self._randomness.load_state_dict(state["randomness"])
         if self.ledger is not None:
             self.ledger.steps = state["ledger_steps"]

@@ -10,8 +10,10 @@ driver on a separate reference and never pass through the aggregator.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -19,6 +21,7 @@ import pandas as pd
 import ray
 from tqdm.auto import tqdm
 
+from fedray.checkpoint import write_checkpoint
 from fedray.config import ConfigError, SimulationConfig
 from fedray.evaluation import EvalStats
 from fedray.models import build_model, initial_parameters, num_trainable
@@ -92,6 +95,7 @@ class Run:
     sampling: Any
     bar: Any
     run_ledger: Optional[RunLedger] = None
+    requested: Optional[SimulationConfig] = None  # the config as given (checkpoints keep it)
     pending: Optional[PendingRound] = None
     late_reports: list[tuple[int, ray.ObjectRef]] = field(default_factory=list)
 
@@ -147,6 +151,31 @@ class Run:
         return self.privacy.mechanism.sample(len(self.sizes), self.config.fraction_per_round,
                                              self.sampling.generator())
 
+    def snapshot(self, round_: int) -> dict[str, Any]:
+        """The run's whole state after ``round_`` (fedray/checkpoint.py): read once the
+        round is collected, so every worker's state is the one after that round (calls to
+        an actor run in order) and nothing is in flight."""
+        self.collect()
+        for late_round, ref in self.late_reports:  # references cannot outlive the run
+            self.record.add_reports(late_round, ray.get(ref), self.bar, late=True)
+        self.late_reports = []
+        hospitals: dict[int, Any] = {}
+        for part in ray.get([a.state_dict.remote() for a in self.actors]):
+            hospitals.update(part)
+        return {"round": round_, "config": self.requested, "record": self.record,
+                "broadcast": ray.get(self.global_ref), "hospitals": hospitals,
+                "aggregator": ray.get(self.aggregator.state_dict.remote()),
+                "sampling": self.sampling.state_dict(), "run_ledger": self.run_ledger}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Puts a snapshot's state back into freshly configured workers and this run."""
+        hospitals = ray.put(state["hospitals"])
+        ray.get([a.load_state_dict.remote(hospitals) for a in self.actors]
+                + [self.aggregator.load_state_dict.remote(state["aggregator"])])
+        self.global_ref = ray.put(state["broadcast"])
+        self.sampling.load_state_dict(state["sampling"])
+        self.run_ledger = state["run_ledger"]
+
     def finish(self) -> np.ndarray:
         """Reads what is still in flight and the end-of-run statistics; the final model."""
         self.collect()
@@ -165,21 +194,22 @@ class Run:
 class Prepared:
     """A planned run: everything decided before Ray is needed."""
 
-    config: SimulationConfig
+    config: SimulationConfig  # as planned (derived values filled in)
     federation: Any
     privacy: PrivacyPlan
     initial: np.ndarray
     num_trainable: int
+    requested: SimulationConfig  # as given: what a checkpoint keeps, to plan again
 
 
 def prepare(config: SimulationConfig) -> Prepared:
     """Plans the run (hospitals, privacy, packing) and its round-0 model. Raises
     ConfigError for what the data cannot give (e.g. more hospitals than records)."""
-    config, federation, privacy = plan(config)
-    initial = initial_parameters(config.model, num_features=federation.num_features,
-                                 num_classes=federation.num_classes, seed=config.seed)
-    return Prepared(config, federation, privacy, initial,
-                    federation_trainable(config, federation))
+    planned, federation, privacy = plan(config)
+    initial = initial_parameters(planned.model, num_features=federation.num_features,
+                                 num_classes=federation.num_classes, seed=planned.seed)
+    return Prepared(planned, federation, privacy, initial,
+                    federation_trainable(planned, federation), requested=config)
 
 
 @dataclass(frozen=True)
@@ -191,13 +221,16 @@ class Finished:
     global_vector: np.ndarray
 
 
-def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float) -> Finished:
-    """Configures the workers and runs every round; Ray must be up."""
+def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
+               resume: Optional[dict[str, Any]] = None) -> Finished:
+    """Configures the workers and runs every round (from the round after ``resume``'s,
+    a checkpoint of this run); Ray must be up."""
     config, federation, privacy = prepared.config, prepared.federation, prepared.privacy
     sizes = federation.train_sizes
     trainer_names = ["pooled"] if config.strategy.name == "pooled" else []
-    record = RunRecord(names=[h.name for h in federation.hospitals] + trainer_names,
-                       self_sampling=privacy.self_sampling)
+    record = (resume["record"] if resume is not None else
+              RunRecord(names=[h.name for h in federation.hospitals] + trainer_names,
+                        self_sampling=privacy.self_sampling))
     record.num_parameters = int(prepared.initial.shape[0])
     if config.ray.num_gpus_per_actor > 0 and cluster.get("GPU", 0) == 0:
         raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
@@ -213,7 +246,7 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float)
     startup_seconds = time.perf_counter() - wall_start
     strategy = build_strategy(config.strategy)
     server_state = strategy.init_server_state(prepared.initial, prepared.num_trainable)
-    bar = tqdm(range(1, config.num_rounds + 1), desc="rounds", unit="round",
+    bar = tqdm(total=config.num_rounds, desc="rounds", unit="round",
                disable=not config.progress, leave=False)
     run = Run(
         config=config, privacy=privacy, record=record, actors=actors,
@@ -224,11 +257,20 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float)
                                  seed=np.random.SeedSequence([config.seed, 0x5A3])),
         run_ledger=(RunLedger(privacy) if privacy.enabled
                     and not privacy.mechanism.per_hospital else None),
+        requested=prepared.requested,
     )
+    first = 1
+    if resume is not None:
+        run.restore(resume)
+        first = resume["round"] + 1
+        bar.update(resume["round"])
     loop_start = time.perf_counter()
-    for round_ in bar:
+    for round_ in range(first, config.num_rounds + 1):
         if not run.round(round_):
             break
+        bar.update(1)
+        if config.checkpoint_every and round_ % config.checkpoint_every == 0:
+            write_checkpoint(Path(config.output_dir), round_, run.snapshot(round_))
     final_vector = run.finish()
     loop_seconds = time.perf_counter() - loop_start
     bar.close()
@@ -236,6 +278,10 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float)
                             startup_seconds=startup_seconds, loop_seconds=loop_seconds,
                             wall_seconds=time.perf_counter() - wall_start,
                             num_actors=len(assignment))
+    # The final model's fingerprint: a resumed run and an uninterrupted one compare equal.
+    summary["model_sha256"] = hashlib.sha256(
+        np.ascontiguousarray(final_vector).tobytes()).hexdigest()
+    summary["resumed_from_round"] = None if resume is None else resume["round"]
     return Finished(summary, record.log.frame(), final_vector)
 
 

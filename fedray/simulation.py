@@ -10,6 +10,7 @@ while Ray shuts down.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from fedray.config import SimulationConfig
+from fedray.config import ConfigError, SimulationConfig
 from fedray.runtime.pool import POOL, WorkerShape, actor_count
 from fedray.runtime.session import check_address, ray_session
 
@@ -43,6 +44,19 @@ def simulate(config: SimulationConfig) -> Result:
     """Runs one federated simulation and, if ``config.output_dir`` is set, writes
     metrics.csv, summary.json and accuracy.png there."""
     wall_start, started_at = time.perf_counter(), time.time()
+    resume = None
+    if config.resume is not None:
+        from fedray.checkpoint import load_for_resume
+
+        resume = load_for_resume(config.resume)
+        # The run as it was configured; where it runs (ray.*) and its progress bar may
+        # change, and it goes on writing into its own directory.
+        config = dataclasses.replace(resume["config"], ray=config.ray,
+                                     progress=config.progress, resume=config.resume,
+                                     output_dir=config.resume)
+    if config.checkpoint_every and config.output_dir is None:  # (the CLI always sets it)
+        raise ConfigError("checkpoint_every", config.checkpoint_every, "needs output_dir: "
+                          "checkpoints go to <output_dir>/checkpoints")
     check_address(config.ray)  # an address nothing answers at fails before any work
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedray-planner") as planner:
         prepared = planner.submit(_prepare, config)
@@ -58,7 +72,7 @@ def simulate(config: SimulationConfig) -> Result:
             from fedray.orchestrator import run_rounds  # the planner has imported it
 
             try:
-                finished = run_rounds(planned, cluster, wall_start)
+                finished = run_rounds(planned, cluster, wall_start, resume)
             except BaseException:
                 # Work the failed run sent may still be queued on the workers: the next
                 # run starts with fresh ones rather than behind it.

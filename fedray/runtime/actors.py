@@ -149,9 +149,11 @@ class HospitalWorker:
         return {i: h.state_dict() for i, h in hosted.items()}
 
     def load_state_dict(self, states: dict[int, dict[str, Any]]) -> None:
-        hosted = {**self.hospitals, **self.trainers}
-        for i, state in states.items():
-            hosted[i].load_state_dict(state)
+        """Loads the states of the hospitals this worker hosts; ``states`` may hold every
+        hospital's (one object in the store, read by every worker)."""
+        for i, hospital in {**self.hospitals, **self.trainers}.items():
+            if i in states:
+                hospital.load_state_dict(states[i])
 
 
 class AggregatorWorker:
