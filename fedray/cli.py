@@ -37,7 +37,7 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="fedray_schema", node=hydra_schema(SimulationConfig))
     for group, cls in SECTIONS.items():
-        if group != "ray":  # at the root, so `dataset=schema` is not offered as a choice
+        if group not in ("ray", "availability"):  # at the root: `dataset=schema` is no choice
             store.store(name=f"schema_{group}", node=hydra_schema(cls))
 
 

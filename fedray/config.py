@@ -292,6 +292,31 @@ class EncryptionConfig:
 
 
 @dataclass(frozen=True)
+class AvailabilityConfig:
+    """Hospitals that are offline some rounds or slow (docs/design.md, "Dropouts and
+    stragglers"). Each hospital draws its own online probability and speed factor once
+    (seeded by ``seed``); a round closes at ``round_timeout_s`` of simulated time."""
+
+    online: float = 1.0  # mean probability that a hospital is reachable in a round
+    online_spread: float = 0.0  # per-hospital probabilities uniform in online ± spread
+    speed_spread: float = 0.0  # σ of the log-normal per-hospital compute-speed factor
+    seconds_per_step: float = 0.0  # simulated seconds per local step at speed 1 (0: none)
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.online, (int, float)) and 0 < self.online <= 1, "online",
+                 self.online, "must be in (0, 1]")
+        for key in ("online_spread", "speed_spread", "seconds_per_step"):
+            value = getattr(self, key)
+            _require(isinstance(value, (int, float)) and not isinstance(value, bool)
+                     and math.isfinite(value) and value >= 0, key, value,
+                     "must be a finite number >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.online < 1 or self.online_spread > 0 or self.seconds_per_step > 0
+
+
+@dataclass(frozen=True)
 class RayConfig:
     """Where the simulation runs. ``address=None`` always starts a fresh local Ray."""
 
@@ -332,6 +357,7 @@ class SimulationConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
     num_rounds: int = 20
     num_clients: int = 4  # for partitions that choose the count (not 'natural')
     fraction_per_round: float = 1.0
@@ -467,6 +493,7 @@ SECTIONS: dict[str, type] = {
     "privacy": PrivacyConfig,
     "encryption": EncryptionConfig,
     "ray": RayConfig,
+    "availability": AvailabilityConfig,
 }
 
 

@@ -21,11 +21,13 @@ import pandas as pd
 import ray
 from tqdm.auto import tqdm
 
+from fedray.availability import Profile, draw_profile, late, local_steps, offline
 from fedray.checkpoint import write_checkpoint
 from fedray.config import ConfigError, SimulationConfig
 from fedray.evaluation import EvalStats
 from fedray.models import build_model, initial_parameters, num_trainable
 from fedray.pipeline import RoundBroadcast
+from fedray.outputs.metrics import GLOBAL
 from fedray.outputs.record import RunRecord, build_summary
 from fedray.planning import aggregation_weights, plan
 from fedray.privacy import RUN, PrivacyLedger, PrivacyPlan, make_randomness
@@ -96,6 +98,7 @@ class Run:
     bar: Any
     run_ledger: Optional[RunLedger] = None
     requested: Optional[SimulationConfig] = None  # the config as given (checkpoints keep it)
+    availability: Optional[tuple[Profile, Any]] = None  # profile and per-round coin stream
     pending: Optional[PendingRound] = None
     late_reports: list[tuple[int, ray.ObjectRef]] = field(default_factory=list)
 
@@ -112,12 +115,15 @@ class Run:
         if self.run_ledger is not None and self.run_ledger.dispatched():
             record.add_run_epsilon(round_, self.run_ledger.ledger.epsilon)
         participants = self._participants()
+        offline_now, late_now = self._unavailable(round_, participants)
+        participants = np.array([i for i in participants if int(i) not in offline_now],
+                                dtype=int)
         weights = (
             {int(i): privacy.uniform_weight for i in participants}
             if privacy.uniform_weight is not None
             else aggregation_weights(participants, self.sizes + [sum(self.sizes)])
         )
-        training = _dispatch_training(self.global_ref, weights, self.owner)
+        training = _dispatch_training(self.global_ref, weights, self.owner, late_now)
         self.collect()  # read the last round while this one trains
         self.global_ref, report, reports, late = _aggregate_in_time(
             config, privacy, training, self.global_ref, self.aggregator, weights)
@@ -129,6 +135,25 @@ class Run:
         record.log.add(round_, "global", "round", "participants", len(participants))
         record.log.add(round_, "global", "round", "seconds", time.perf_counter() - start)
         return True
+
+    def _unavailable(self, round_: int, invited: np.ndarray) -> tuple[set[int], set[int]]:
+        """This round's offline hospitals and the late ones among the rest; logged."""
+        if self.availability is None:
+            return set(), set()
+        profile, stream = self.availability
+        offline_now = offline(profile, invited, stream.generator())
+        late_now = late(profile, {int(i) for i in invited} - offline_now,
+                        self.config.round_timeout_s)
+        log = self.record.log
+        log.add(round_, GLOBAL, "round", "offline", len(offline_now))
+        log.add(round_, GLOBAL, "round", "late", len(late_now))
+        for i in sorted(offline_now):
+            log.add(round_, self.record.names[i], "round", "offline", 1)
+        for i in sorted(late_now):
+            log.add(round_, self.record.names[i], "round", "late", 1)
+        self.record.offline_total += len(offline_now)
+        self.record.late_total += len(late_now)
+        return offline_now, late_now
 
     def collect(self) -> None:
         if self.pending is not None:
@@ -165,7 +190,9 @@ class Run:
         return {"round": round_, "config": self.requested, "record": self.record,
                 "broadcast": ray.get(self.global_ref), "hospitals": hospitals,
                 "aggregator": ray.get(self.aggregator.state_dict.remote()),
-                "sampling": self.sampling.state_dict(), "run_ledger": self.run_ledger}
+                "sampling": self.sampling.state_dict(), "run_ledger": self.run_ledger,
+                "availability": (None if self.availability is None
+                                 else self.availability[1].state_dict())}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Puts a snapshot's state back into freshly configured workers and this run."""
@@ -175,6 +202,8 @@ class Run:
         self.global_ref = ray.put(state["broadcast"])
         self.sampling.load_state_dict(state["sampling"])
         self.run_ledger = state["run_ledger"]
+        if self.availability is not None:
+            self.availability[1].load_state_dict(state["availability"])
 
     def finish(self) -> np.ndarray:
         """Reads what is still in flight and the end-of-run statistics; the final model."""
@@ -248,6 +277,20 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
     server_state = strategy.init_server_state(prepared.initial, prepared.num_trainable)
     bar = tqdm(total=config.num_rounds, desc="rounds", unit="round",
                disable=not config.progress, leave=False)
+    availability = None
+    if config.availability.enabled:
+        steps = local_steps(sizes, epochs=config.local_epochs, steps=config.local_steps,
+                            batch_size=config.batch_size)
+        profile = draw_profile(config.availability, steps,
+                               np.random.default_rng(np.random.SeedSequence([config.seed,
+                                                                             0xA7A1])))
+        availability = (profile, make_randomness(
+            secure=False, seed=np.random.SeedSequence([config.seed, 0x0FF1])))
+        record.availability = {
+            "online_probability": dict(zip(record.names, profile.online.tolist())),
+            "speed_factor": dict(zip(record.names, profile.speed.tolist())),
+            "round_seconds": dict(zip(record.names, profile.round_seconds.tolist())),
+        }
     run = Run(
         config=config, privacy=privacy, record=record, actors=actors,
         aggregator=aggregator, owner=owner, sizes=sizes, bar=bar,
@@ -257,7 +300,7 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
                                  seed=np.random.SeedSequence([config.seed, 0x5A3])),
         run_ledger=(RunLedger(privacy) if privacy.enabled
                     and not privacy.mechanism.per_hospital else None),
-        requested=prepared.requested,
+        requested=prepared.requested, availability=availability,
     )
     first = 1
     if resume is not None:
@@ -314,17 +357,21 @@ def federation_trainable(config: SimulationConfig, federation: Any) -> int:
 
 
 def _dispatch_training(
-    global_ref: ray.ObjectRef, weights: dict[int, float], owner: dict[int, Any]
+    global_ref: ray.ObjectRef, weights: dict[int, float], owner: dict[int, Any],
+    late: set[int],
 ) -> dict[ray.ObjectRef, tuple[ray.ObjectRef, int]]:
     """One train call per actor that hosts participants; returns, per update batch
-    reference, the reference of its hospitals' reports and how many hospitals it holds."""
+    reference, the reference of its hospitals' reports and how many updates it can
+    bring (its hospitals less the late ones)."""
     by_actor: dict[Any, dict[int, float]] = {}
     for i, w in weights.items():
         by_actor.setdefault(owner[i], {})[i] = w
     training = {}
     for actor, part in by_actor.items():
-        updates, reports = actor.train.options(num_returns=2).remote(global_ref, part)
-        training[updates] = (reports, len(part))
+        late_here = frozenset(i for i in part if i in late)
+        updates, reports = actor.train.options(num_returns=2).remote(global_ref, part,
+                                                                     late_here)
+        training[updates] = (reports, len(part) - len(late_here))
     return training
 
 

@@ -54,6 +54,7 @@ class HospitalReport:
     exhausted: bool = False  # budget spent: the hospital sent nothing
     sampled: bool = True  # distributed: whether its own coin put its data in
     values_clipped: int = 0  # quantised packing: values outside ±range
+    late: bool = False  # trained, but past the round's (simulated) timeout: update dropped
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ class RunRecord:
     last_personalized: dict[int, EvalStats] = field(default_factory=dict)
     nodes: dict[str, list[str]] = field(default_factory=dict)  # Ray node id -> hospitals
     warm_workers: bool = False  # the run reused workers a previous run had started
+    availability: Optional[dict[str, Any]] = None  # per-hospital draws (availability.*)
+    offline_total: int = 0  # hospital-rounds lost to dropouts
+    late_total: int = 0  # hospital-rounds trained but past the round's timeout
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
@@ -212,6 +215,9 @@ def build_summary(
         "num_actors": num_actors,
         "devices": devices,
         "nodes": record.nodes,
+        "availability": (None if record.availability is None else
+                         {**record.availability, "offline": record.offline_total,
+                          "late": record.late_total}),
         "warm_workers": record.warm_workers,
         "startup_seconds": startup_seconds,
         "seconds_per_round": loop_seconds / max(record.rounds_run, 1),

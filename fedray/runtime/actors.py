@@ -101,14 +101,17 @@ class HospitalWorker:
         """This worker's device and the Ray node it runs on."""
         return self.device, ray.get_runtime_context().get_node_id()
 
-    def train(self, broadcast: RoundBroadcast, weights: dict[int, float]
-              ) -> tuple[list[Update], list[HospitalReport]]:
+    def train(self, broadcast: RoundBroadcast, weights: dict[int, float],
+              late: frozenset[int] = frozenset()) -> tuple[list[Update], list[HospitalReport]]:
         """Call with ``num_returns=2``: the updates go to the aggregator by reference,
-        the reports (diagnostics) to the driver; neither sees the other's part."""
+        the reports (diagnostics) to the driver; neither sees the other's part. A ``late``
+        hospital trains (and spends its budget) but its update misses the round."""
         updates, reports = [], []
         for i, w in weights.items():
             hospital = self.hospitals[i] if i in self.hospitals else self.trainers[i]
             update, report = hospital.train(self.setup, broadcast, weight=w)
+            if i in late:
+                update, report = None, dataclasses.replace(report, late=True)
             if update is not None:
                 updates.append(update)
             reports.append(report)

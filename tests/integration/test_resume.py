@@ -14,7 +14,7 @@ import pytest
 
 from fedray import ConfigError, DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig
 from fedray import simulate
-from fedray.config import EncryptionConfig, PrivacyConfig, StrategyConfig
+from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig, StrategyConfig
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +25,9 @@ VARIANTS = {
                              privacy=PrivacyConfig(name="local", epsilon=8.0)),
     # Packed CKKS decrypts integers exactly; unpacked CKKS rounds each sum to 2^-20, and its
     # fresh noise can cross a grid line, so two runs (resumed or not) agree to ~1e-6 only.
+    "fedavg+dropouts+stragglers": dict(
+        availability=AvailabilityConfig(online=0.7, speed_spread=0.5, seconds_per_step=1.0),
+        round_timeout_s=4.0),
     "fedavg+local-dp+ckks": dict(privacy=PrivacyConfig(name="local", epsilon=8.0),
                                  encryption=EncryptionConfig(name="ckks", packing="quantized")),
 }
