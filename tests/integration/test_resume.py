@@ -65,7 +65,7 @@ def test_resume_from_a_directory_that_is_not_a_run_is_refused(tmp_path):
 def test_a_run_killed_with_sigkill_resumes_through_the_cli(ray_local, tmp_path):
     from fedray.cli import compose
 
-    overrides = ["num_rounds=30", "local_steps=40", "checkpoint_every=1", "progress=false"]
+    overrides = ["num_rounds=12", "local_steps=20", "checkpoint_every=1", "progress=false"]
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "fedray", *overrides,
                              f"hydra.run.dir={run_dir}"], cwd=tmp_path,
@@ -82,6 +82,6 @@ def test_a_run_killed_with_sigkill_resumes_through_the_cli(ray_local, tmp_path):
                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     resumed = json.loads((run_dir / "summary.json").read_text())
-    assert resumed["resumed_from_round"] >= 2 and resumed["rounds_completed"] == 30
+    assert resumed["resumed_from_round"] >= 2 and resumed["rounds_completed"] == 12
     uninterrupted = simulate(dataclasses.replace(compose(overrides), output_dir=str(tmp_path / "u")))
     assert resumed["model_sha256"] == uninterrupted.summary["model_sha256"]
