@@ -23,7 +23,7 @@ from fedray.outputs import ERROR_FILE
 RESULT_KEYS = ("accuracy", "mean_client_accuracy", "auc", "loss", "epsilon_spent", "delta",
                "noise_multiplier", "rounds_completed", "bytes_uploaded", "startup_seconds",
                "wall_seconds", "warm_workers", "worst_client_accuracy",
-               "client_accuracy_std", "client_accuracy_gap")
+               "client_accuracy_std", "client_accuracy_gap", "model_sha256")
 LABELS = ("hospitals", "epsilon", "heterogeneity", "status", "error")
 
 
