@@ -74,8 +74,8 @@ class Hospital:
         self.strategy_state: State = dict(strategy_state or {})
         self.optimizer_state: dict = {}  # Adam's moments (optimizer=adam)
 
-    def train(self, setup: RoundSetup, broadcast: RoundBroadcast, *, weight: float
-              ) -> tuple[Optional[Update], HospitalReport]:
+    def train(self, setup: RoundSetup, broadcast: RoundBroadcast, *, weight: float,
+              round_: int = 0) -> tuple[Optional[Update], HospitalReport]:
         """One round of local work: the update for the aggregator (None when the
         hospital's budget would be overspent) and the report for the driver."""
         steps = self.party.steps_per_round if self.party else 0
@@ -105,7 +105,7 @@ class Hospital:
             self.index, loss, seconds={"train": trained, "encrypt": encrypted},
             epsilon=self.epsilon, sampled=sampled, values_clipped=out_of_range,
         )
-        return Update(hospital=self.index, payload=payload), report
+        return Update(hospital=self.index, payload=payload, round_=round_), report
 
     def _train_round(self, setup: RoundSetup, broadcast: RoundBroadcast
                      ) -> tuple[float, State]:

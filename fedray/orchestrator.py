@@ -123,10 +123,10 @@ class Run:
             if privacy.uniform_weight is not None
             else aggregation_weights(participants, self.sizes + [sum(self.sizes)])
         )
-        training = _dispatch_training(self.global_ref, weights, self.owner, late_now)
+        training = _dispatch_training(self.global_ref, weights, self.owner, late_now, round_)
         self.collect()  # read the last round while this one trains
         self.global_ref, report, reports, late = _aggregate_in_time(
-            config, privacy, training, self.global_ref, self.aggregator, weights)
+            config, privacy, training, self.global_ref, self.aggregator, weights, round_)
         due = round_ % config.eval_every == 0 or round_ == config.num_rounds
         evaluations = ([a.evaluate.remote(self.global_ref, round_) for a in self.actors]
                        if due else None)
@@ -358,7 +358,7 @@ def federation_trainable(config: SimulationConfig, federation: Any) -> int:
 
 def _dispatch_training(
     global_ref: ray.ObjectRef, weights: dict[int, float], owner: dict[int, Any],
-    late: set[int],
+    late: set[int], round_: int,
 ) -> dict[ray.ObjectRef, tuple[ray.ObjectRef, int]]:
     """One train call per actor that hosts participants; returns, per update batch
     reference, the reference of its hospitals' reports and how many updates it can
@@ -370,7 +370,7 @@ def _dispatch_training(
     for actor, part in by_actor.items():
         late_here = frozenset(i for i in part if i in late)
         updates, reports = actor.train.options(num_returns=2).remote(global_ref, part,
-                                                                     late_here)
+                                                                     late_here, round_)
         training[updates] = (reports, len(part) - len(late_here))
     return training
 
@@ -378,7 +378,7 @@ def _dispatch_training(
 def _aggregate_in_time(
     config: SimulationConfig, privacy: PrivacyPlan,
     training: dict[ray.ObjectRef, tuple[ray.ObjectRef, int]], global_ref: ray.ObjectRef,
-    aggregator: Any, weights: dict[int, float],
+    aggregator: Any, weights: dict[int, float], round_: int,
 ) -> tuple[ray.ObjectRef, Optional[ray.ObjectRef], list[ray.ObjectRef],
            list[ray.ObjectRef]]:
     """Hands whatever arrived before the timeout to the aggregator; returns the refs of
@@ -399,7 +399,7 @@ def _aggregate_in_time(
     if arrived < config.min_clients and not privacy.releases_every_round:
         return global_ref, None, reports, late
     new_global, report = aggregator.aggregate.options(num_returns=2).remote(
-        ready, global_ref, weights)
+        ready, global_ref, weights, round_)
     return new_global, report, reports, late
 
 

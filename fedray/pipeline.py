@@ -41,6 +41,7 @@ class Update:
 
     hospital: int
     payload: Any
+    round_: int = 0  # the round it was made for (public): a replay in a later round is refused
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def aggregate(
     weights: dict[int, float], layout: UploadLayout, codec: Codec,
     decode: Optional[Callable[[Any], np.ndarray]] = None,
     server_noise: Optional[VectorStep] = None, fixed_denominator: Optional[float] = None,
-    min_accepted: int = 1,
+    min_accepted: int = 1, round_: Optional[int] = None, norm_bound: Optional[float] = None,
 ) -> AggregateResult:
     """Validates, sums and applies the server rule. A bad update is rejected, never
     averaged in. ``weights`` are the round's weights as the orchestrator assigned them
@@ -156,7 +157,10 @@ def aggregate(
     after ``server_noise`` (central DP's noise on the sum) when given. Fewer than
     ``min_accepted`` valid updates are not decrypted or released (distributed DP: the
     sum would carry too few noise shares); ``min_accepted=0`` with server noise
-    releases a noised zero sum when nothing arrived (central DP never skips a round)."""
+    releases a noised zero sum when nothing arrived (central DP never skips a round).
+    ``round_``: updates made for another round are refused (a replay). ``norm_bound``
+    (plaintext updates clipped to C with no noise of their own, central DP): an update
+    longer than its weight × C cannot come from an honest hospital and is refused."""
     total, weight_sum, nbytes = None, 0.0, 0
     accepted: list[int] = []
     rejected: list[Rejection] = []
@@ -171,6 +175,10 @@ def aggregate(
             reason = "was not asked to take part this round"
         elif update.hospital in seen:
             reason = "sent a second update this round"
+        elif round_ is not None and update.round_ != round_:
+            reason = f"replayed an update made for round {update.round_}"
+        elif reason is None and norm_bound is not None:
+            reason = _above_clip(update.payload, layout, weights[update.hospital], norm_bound)
         if reason is not None:
             rejected.append(Rejection(update.hospital, reason))
             continue
@@ -215,3 +223,14 @@ def client_pipeline(*, clips: bool, clip: float, noise_std: float,
         return ClientPipeline(codec=codec)
     return ClientPipeline(clip=functools.partial(clip_to_norm, clip=clip), noise_std=noise_std,
                           codec=codec)
+
+
+def _above_clip(payload: np.ndarray, layout: UploadLayout, weight: float, clip: float
+                ) -> Optional[str]:
+    """Why a plaintext update breaks the clip bound, or None (float64, with a 1e-6 margin
+    for the float32 payload's rounding)."""
+    norm = float(np.linalg.norm(np.asarray(payload, dtype=np.float64)))
+    bound = float(np.max(layout.coordinate_weights(weight))) * clip
+    if norm > bound * (1 + 1e-6):
+        return f"norm {norm:.6g} is above the clip bound {bound:.6g} (weight × C)"
+    return None

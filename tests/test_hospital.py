@@ -80,7 +80,8 @@ def test_the_update_carries_no_diagnostics_only_the_sender_and_payload():
     assert report.train_loss is not None and report.seconds["train"] > 0
     wire = pickle.dumps(update)  # what the aggregator receives
     assert pickle.dumps(report.train_loss)[-9:-1] not in wire  # the loss's 8 float bytes
-    assert sorted(map(str, _plaintext_scalars(pickle.loads(wire)))) == ["3"]  # the sender
+    # the sender, and the round it was made for (public; a replay is refused by it)
+    assert sorted(map(str, _plaintext_scalars(pickle.loads(wire)))) == ["0", "3"]
 
 
 def test_packed_ciphertexts_carry_no_clipped_count():
@@ -91,9 +92,9 @@ def test_packed_ciphertexts_carry_no_clipped_count():
     assert report.values_clipped > 0  # the hospital knows, in its report to the driver
     scalars = _plaintext_scalars(pickle.loads(pickle.dumps(update)))
     size = _global().size  # 6 values packed two to a slot: 3 slots
-    # hospital; packed: values, summands; ciphertexts: fingerprint, slots
+    # hospital, round; packed: values, summands; ciphertexts: fingerprint, slots
     assert sorted(map(str, scalars)) == sorted(
-        ["3", str(size), "1", keys.fingerprint, str(-(-size // 2))])
+        ["3", "0", str(size), "1", keys.fingerprint, str(-(-size // 2))])
 
 
 def test_seeded_noise_repeats_and_secure_noise_does_not():

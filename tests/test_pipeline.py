@@ -108,3 +108,23 @@ def test_too_few_shares_are_withheld_and_say_so():
     assert not result.released and result.accepted == ()
     assert np.array_equal(vector, np.zeros(3))
     assert "fewer than the 2 the noise shares need" in result.rejected[0].reason
+
+
+def test_a_replayed_update_from_an_earlier_round_is_refused():
+    fresh = Update(0, np.full(3, 0.75, np.float32), round_=5)
+    replayed = Update(1, np.full(3, 0.25, np.float32), round_=4)
+    result, vector = _aggregate([fresh, replayed], round_=5)
+    assert result.accepted == (0,)
+    assert [(r.hospital, r.reason) for r in result.rejected] == [
+        (1, "replayed an update made for round 4")]
+    assert np.allclose(vector, 1.0)  # 0.75 / 0.75: the replay is not averaged in
+
+
+def test_an_update_longer_than_its_weight_times_the_clip_is_refused():
+    clip = 1.0
+    honest = Update(0, (0.75 * np.array([0.6, 0.8, 0.0])).astype(np.float32))  # norm 0.75 C
+    forged = Update(1, (0.25 * np.array([3.0, 4.0, 0.0])).astype(np.float32))  # norm 1.25 ≫ 0.25 C
+    result, _ = _aggregate([honest, forged], norm_bound=clip)
+    assert result.accepted == (0,)
+    assert result.rejected[0].hospital == 1
+    assert result.rejected[0].reason.startswith("norm 1.25 is above the clip bound 0.25")

@@ -102,14 +102,15 @@ class HospitalWorker:
         return self.device, ray.get_runtime_context().get_node_id()
 
     def train(self, broadcast: RoundBroadcast, weights: dict[int, float],
-              late: frozenset[int] = frozenset()) -> tuple[list[Update], list[HospitalReport]]:
+              late: frozenset[int] = frozenset(), round_: int = 0
+              ) -> tuple[list[Update], list[HospitalReport]]:
         """Call with ``num_returns=2``: the updates go to the aggregator by reference,
         the reports (diagnostics) to the driver; neither sees the other's part. A ``late``
         hospital trains (and spends its budget) but its update misses the round."""
         updates, reports = [], []
         for i, w in weights.items():
             hospital = self.hospitals[i] if i in self.hospitals else self.trainers[i]
-            update, report = hospital.train(self.setup, broadcast, weight=w)
+            update, report = hospital.train(self.setup, broadcast, weight=w, round_=round_)
             if i in late:
                 update, report = None, dataclasses.replace(report, late=True)
             if update is not None:
@@ -193,12 +194,18 @@ class AggregatorWorker:
                 total, std, randomness.generator(), secure=randomness.secure)
         if privacy.mechanism.fixed_weights:
             self.fixed_denominator = 1.0  # weights sum to 1 in expectation, not per round
+        # Plaintext updates clipped to C and carrying no noise of their own (central DP):
+        # the aggregator can check the bound the server's noise is calibrated to.
+        self.norm_bound: Optional[float] = (
+            privacy.clip if public_context is None and privacy.mechanism.clips_updates
+            and not privacy.mechanism.noise_on_updates else None)
 
     def ready(self) -> bool:
         return True
 
     def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
-                  weights: dict[int, float]) -> tuple[RoundBroadcast, AggregateResult]:
+                  weights: dict[int, float], round_: Optional[int] = None
+                  ) -> tuple[RoundBroadcast, AggregateResult]:
         """``batches`` are the refs of hospital-actor results (a list inside the argument
         stays unresolved), so the updates travel actor to aggregator, not via the driver.
         ``weights`` are the round's weights from the orchestrator.
@@ -219,7 +226,8 @@ class AggregatorWorker:
                            weights=weights, layout=self.layout, codec=self.codec,
                            decode=self.decode, server_noise=self.server_noise,
                            fixed_denominator=self.fixed_denominator,
-                           min_accepted=self.min_accepted)
+                           min_accepted=self.min_accepted, round_=round_,
+                           norm_bound=self.norm_bound)
         assert result.server_state is not None and result.broadcast is not None
         self.server_state = result.server_state
         report = dataclasses.replace(

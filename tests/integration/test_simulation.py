@@ -112,3 +112,22 @@ def test_round_without_enough_updates_in_time_leaves_the_model(ray_local):
     assert np.array_equal(result.global_vector, initial)
     accepted = result.metrics.query("metric == 'accepted'")["value"]
     assert accepted.tolist() == [0, 0]
+
+
+def test_central_dp_aggregator_refuses_an_update_beyond_the_clip_bound(ray_local):
+    from fedray.config import PrivacyConfig
+    from fedray.privacy import RUN, PartyPlan
+
+    central = PrivacyPlan(mode="central", clip=1.0, delta=1e-5, accountant="rdp", budget=None,
+                          parties={RUN: PartyPlan(1.0, 1.0, 1)}, uniform_weight=0.5)
+    config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.0))
+    aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote()
+    ray.get(aggregator.configure.remote(config, central, 2))
+    honest = Update(0, np.full(14, 0.5 / np.sqrt(14), np.float32), round_=3)  # 0.5 × C
+    forged = Update(1, np.full(14, 1.0, np.float32), round_=3)  # norm 3.7 > 0.5 × C
+    _, result = ray.get(aggregator.aggregate.options(num_returns=2).remote(
+        [ray.put([honest, forged])], RoundBroadcast(np.zeros(14, np.float32)),
+        {0: 0.5, 1: 0.5}, 3))
+    assert result.accepted == (0,)
+    assert [r.hospital for r in result.rejected] == [1]
+    assert "above the clip bound 0.5" in result.rejected[0].reason
