@@ -317,6 +317,21 @@ class AvailabilityConfig:
 
 
 @dataclass(frozen=True)
+class FaultsConfig:
+    """Fault injection, to see a run survive a failure: in round ``kill_actor_round`` the
+    hospital worker ``kill_actor`` is killed by its handle (Ray restarts it)."""
+
+    kill_actor_round: Optional[int] = None
+    kill_actor: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kill_actor_round is not None:
+            _positive_int("kill_actor_round", self.kill_actor_round)
+        _require(isinstance(self.kill_actor, int) and self.kill_actor >= 0, "kill_actor",
+                 self.kill_actor, "must be an integer >= 0 (a hospital worker's number)")
+
+
+@dataclass(frozen=True)
 class RayConfig:
     """Where the simulation runs. ``address=None`` always starts a fresh local Ray."""
 
@@ -358,6 +373,7 @@ class SimulationConfig:
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
     num_rounds: int = 20
     num_clients: int = 4  # for partitions that choose the count (not 'natural')
     fraction_per_round: float = 1.0
@@ -494,6 +510,7 @@ SECTIONS: dict[str, type] = {
     "encryption": EncryptionConfig,
     "ray": RayConfig,
     "availability": AvailabilityConfig,
+    "faults": FaultsConfig,
 }
 
 

@@ -36,6 +36,9 @@ from fedray.runtime.pool import POOL
 from fedray.strategies import build_strategy
 
 
+RESTART_WAIT_S = 120.0  # how long a failed hospital worker may take to come back
+
+
 @dataclass
 class PendingRound:
     """References of a round whose results the driver has not read yet."""
@@ -99,6 +102,10 @@ class Run:
     run_ledger: Optional[RunLedger] = None
     requested: Optional[SimulationConfig] = None  # the config as given (checkpoints keep it)
     availability: Optional[tuple[Profile, Any]] = None  # profile and per-round coin stream
+    reconfigure: list[Any] = field(default_factory=list)  # per worker: configure it again
+    # hospital -> reference of the states of its last round that arrived (restores a
+    # restarted worker's hospitals as they were before the round it lost)
+    states: dict[int, ray.ObjectRef] = field(default_factory=dict)
     pending: Optional[PendingRound] = None
     late_reports: list[tuple[int, ray.ObjectRef]] = field(default_factory=list)
 
@@ -124,9 +131,15 @@ class Run:
             else aggregation_weights(participants, self.sizes + [sum(self.sizes)])
         )
         training = _dispatch_training(self.global_ref, weights, self.owner, late_now, round_)
+        if config.faults.kill_actor_round == round_:
+            victim = self.actors[config.faults.kill_actor % len(self.actors)]
+            ray.kill(victim, no_restart=False)  # by its handle, mid-round; Ray restarts it
         self.collect()  # read the last round while this one trains
-        self.global_ref, report, reports, late = _aggregate_in_time(
-            config, privacy, training, self.global_ref, self.aggregator, weights, round_)
+        self.global_ref, report, reports, late, failed = _aggregate_in_time(
+            config, privacy, training, self.global_ref, self.aggregator, weights, round_,
+            self.states)
+        for batch in failed:
+            self._recover(round_, batch)
         due = round_ % config.eval_every == 0 or round_ == config.num_rounds
         evaluations = ([a.evaluate.remote(self.global_ref, round_) for a in self.actors]
                        if due else None)
@@ -135,6 +148,32 @@ class Run:
         record.log.add(round_, "global", "round", "participants", len(participants))
         record.log.add(round_, "global", "round", "seconds", time.perf_counter() - start)
         return True
+
+    def _recover(self, round_: int, batch: "Batch") -> None:
+        """A worker died in this round: its hospitals lose the round (reported), Ray has
+        restarted it empty, and it is configured again with its hospitals' states from
+        their last round that arrived (the states they had before this one)."""
+        names = [self.record.names[i] for i in batch.hospitals]
+        self.record.lost.append({"round": round_, "hospitals": names, "error": batch.error})
+        for name in names:
+            self.record.log.add(round_, name, "round", "lost", 1)
+        self.bar.write(f"round {round_}: a hospital worker failed ({batch.error}); "
+                       f"{len(names)} hospitals lose the round, the worker is restarted")
+        worker = self.actors.index(batch.actor)
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while True:  # a call to a worker Ray is still restarting is refused: try again
+            try:
+                ray.get(self.reconfigure[worker]())
+                break
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        saved: dict[int, Any] = {}
+        for ref in {id(r): r for i, r in self.states.items() if i in batch.hosted}.values():
+            saved.update(ray.get(ref))
+        ray.get(batch.actor.load_state_dict.remote(
+            {i: state for i, state in saved.items() if i in batch.hosted}))
 
     def _unavailable(self, round_: int, invited: np.ndarray) -> tuple[set[int], set[int]]:
         """This round's offline hospitals and the late ones among the rest; logged."""
@@ -199,6 +238,7 @@ class Run:
         hospitals = ray.put(state["hospitals"])
         ray.get([a.load_state_dict.remote(hospitals) for a in self.actors]
                 + [self.aggregator.load_state_dict.remote(state["aggregator"])])
+        self.states = {i: hospitals for i in state["hospitals"]}  # what a restart restores
         self.global_ref = ray.put(state["broadcast"])
         self.sampling.load_state_dict(state["sampling"])
         self.run_ledger = state["run_ledger"]
@@ -265,7 +305,8 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
         raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
                           "the Ray cluster has no GPU; use 0")
     assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
-    actors, aggregator, placed = make_actors(config, federation, assignment, privacy)
+    actors, aggregator, placed, reconfigure = make_actors(config, federation, assignment,
+                                                          privacy)
     owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
     if config.strategy.name == "pooled":  # one trainer on the union, on actor 0
         owner[len(sizes)] = actors[0]
@@ -300,7 +341,7 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
                                  seed=np.random.SeedSequence([config.seed, 0x5A3])),
         run_ledger=(RunLedger(privacy) if privacy.enabled
                     and not privacy.mechanism.per_hospital else None),
-        requested=prepared.requested, availability=availability,
+        requested=prepared.requested, availability=availability, reconfigure=reconfigure,
     )
     first = 1
     if resume is not None:
@@ -356,35 +397,53 @@ def federation_trainable(config: SimulationConfig, federation: Any) -> int:
 
 
 
+@dataclass
+class Batch:
+    """One worker's share of a round: its references and who is in it."""
+
+    actor: Any
+    reports: ray.ObjectRef
+    states: ray.ObjectRef  # its hospitals' states after the round
+    hospitals: list[int]  # trained this round
+    hosted: set[int]  # every hospital the worker holds
+    expected: int  # updates it can bring (its hospitals less the late ones)
+    error: Optional[str] = None
+
+
 def _dispatch_training(
     global_ref: ray.ObjectRef, weights: dict[int, float], owner: dict[int, Any],
     late: set[int], round_: int,
-) -> dict[ray.ObjectRef, tuple[ray.ObjectRef, int]]:
-    """One train call per actor that hosts participants; returns, per update batch
-    reference, the reference of its hospitals' reports and how many updates it can
-    bring (its hospitals less the late ones)."""
+) -> dict[ray.ObjectRef, Batch]:
+    """One train call per actor that hosts participants, then (in order, on the same
+    actor) a copy of those hospitals' states; returns each update batch's Batch."""
     by_actor: dict[Any, dict[int, float]] = {}
     for i, w in weights.items():
         by_actor.setdefault(owner[i], {})[i] = w
+    hosted: dict[Any, set[int]] = {}
+    for i, actor in owner.items():
+        hosted.setdefault(actor, set()).add(i)
     training = {}
     for actor, part in by_actor.items():
         late_here = frozenset(i for i in part if i in late)
         updates, reports = actor.train.options(num_returns=2).remote(global_ref, part,
                                                                      late_here, round_)
-        training[updates] = (reports, len(part) - len(late_here))
+        states = actor.state_dict.remote(list(part))
+        training[updates] = Batch(actor, reports, states, list(part), hosted[actor],
+                                  len(part) - len(late_here))
     return training
 
 
 def _aggregate_in_time(
-    config: SimulationConfig, privacy: PrivacyPlan,
-    training: dict[ray.ObjectRef, tuple[ray.ObjectRef, int]], global_ref: ray.ObjectRef,
-    aggregator: Any, weights: dict[int, float], round_: int,
+    config: SimulationConfig, privacy: PrivacyPlan, training: dict[ray.ObjectRef, Batch],
+    global_ref: ray.ObjectRef, aggregator: Any, weights: dict[int, float], round_: int,
+    states: dict[int, ray.ObjectRef],
 ) -> tuple[ray.ObjectRef, Optional[ray.ObjectRef], list[ray.ObjectRef],
-           list[ray.ObjectRef]]:
+           list[ray.ObjectRef], list[Batch]]:
     """Hands whatever arrived before the timeout to the aggregator; returns the refs of
     the next broadcast, of the aggregation report (None: round skipped, fewer than
     ``min_clients`` arrived, global unchanged), of the arrived hospitals' reports and
-    of the late hospitals' reports.
+    of the late hospitals' reports, and the batches whose worker failed (their
+    hospitals lose the round). Arrived batches' states become the hospitals' latest.
     Central DP never skips: the server releases a noised sum whoever arrived."""
     # A batch still running at the timeout is left to finish and ignored: cancelling
     # a running task of a synchronous actor would interrupt its hospitals mid-step.
@@ -393,14 +452,26 @@ def _aggregate_in_time(
     if training:
         ready, missed = ray.wait(list(training), num_returns=len(training),
                                  timeout=config.round_timeout_s)
-    late = [training[ref][0] for ref in missed]
-    reports = [training[ref][0] for ref in ready]
-    arrived = sum(training[ref][1] for ref in ready)
+    failed = []
+    for ref in ready:  # a worker that died: its reports (small) hold the error
+        try:
+            ray.get(training[ref].reports)
+        except ray.exceptions.RayError as err:
+            training[ref].error = (f"{type(err).__name__}: "
+                                   f"{(str(err).strip().splitlines() or [''])[0][:200]}")
+            failed.append(training[ref])
+    ready = [ref for ref in ready if training[ref].error is None]
+    for ref in ready:
+        for i in training[ref].hospitals:
+            states[i] = training[ref].states
+    late = [training[ref].reports for ref in missed]
+    reports = [training[ref].reports for ref in ready]
+    arrived = sum(training[ref].expected for ref in ready)
     if arrived < config.min_clients and not privacy.releases_every_round:
-        return global_ref, None, reports, late
+        return global_ref, None, reports, late, failed
     new_global, report = aggregator.aggregate.options(num_returns=2).remote(
         ready, global_ref, weights, round_)
-    return new_global, report, reports, late
+    return new_global, report, reports, late, failed
 
 
 def _collect(pending: PendingRound, record: RunRecord, run_ledger: Optional[RunLedger],
@@ -410,13 +481,25 @@ def _collect(pending: PendingRound, record: RunRecord, run_ledger: Optional[RunL
     if run_ledger is not None and run_ledger.settled(report is not None and report.released):
         record.add_run_epsilon(pending.round_, run_ledger.ledger.epsilon)
     record.add_reports(pending.round_,
-                       [r for part in ray.get(pending.hospital_reports) for r in part], bar)
+                       [r for part in _arrived(pending.hospital_reports) for r in part], bar)
     if pending.evaluations is not None:
         merged: dict[int, EvalStats] = {}
         personal: dict[int, EvalStats] = {}
-        for part in ray.get(pending.evaluations):
+        for part in _arrived(pending.evaluations):
             for i, (stats, personalized) in part.items():
                 merged[i] = stats
                 if personalized is not None:
                     personal[i] = personalized
         record.add_eval(pending.round_, merged, bar, personal)
+
+
+def _arrived(refs: list[ray.ObjectRef]) -> list[Any]:
+    """The values of these references, less those whose worker died before answering
+    (a restarted worker's hospitals have no report or evaluation for that round)."""
+    values = []
+    for ref in refs:
+        try:
+            values.append(ray.get(ref))
+        except ray.exceptions.RayActorError:
+            continue
+    return values

@@ -49,6 +49,7 @@ class RunRecord:
     availability: Optional[dict[str, Any]] = None  # per-hospital draws (availability.*)
     offline_total: int = 0  # hospital-rounds lost to dropouts
     late_total: int = 0  # hospital-rounds trained but past the round's timeout
+    lost: list[dict[str, Any]] = field(default_factory=list)  # failed workers' rounds
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
@@ -199,6 +200,7 @@ def build_summary(
         **privacy_summary(privacy, record),
         "rounds_completed": record.rounds_completed,
         "rejected_updates": record.rejections,
+        "lost_to_failures": record.lost,
         "bytes_uploaded": record.bytes_uploaded,
         "encryption": {
             "name": config.encryption.name,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import ray
@@ -148,9 +149,10 @@ class HospitalWorker:
         return {m: {i: h.evaluate(self.setup.model, vector) for i, h in self.hospitals.items()}
                 for m, vector in models.items()}
 
-    def state_dict(self) -> dict[int, dict[str, Any]]:
+    def state_dict(self, indices: Optional[list[int]] = None) -> dict[int, dict[str, Any]]:
+        """The hosted hospitals' states (only ``indices``, when given)."""
         hosted = {**self.hospitals, **self.trainers}
-        return {i: h.state_dict() for i, h in hosted.items()}
+        return {i: h.state_dict() for i, h in hosted.items() if indices is None or i in indices}
 
     def load_state_dict(self, states: dict[int, dict[str, Any]]) -> None:
         """Loads the states of the hospitals this worker hosts; ``states`` may hold every
@@ -251,10 +253,12 @@ class AggregatorWorker:
 def make_actors(
     config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
     privacy: PrivacyPlan, pool: WarmPool = POOL,
-) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]]]:
+) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]],
+           list[Callable[[], ray.ObjectRef]]]:
     """Configures warm workers (or new ones) for this run; returns the hospital workers,
-    the aggregator and each hospital worker's (device, node id). A worker that died
-    since the last run is replaced once, with the rest of the pool."""
+    the aggregator, each hospital worker's (device, node id) and, per worker, the call
+    that configures it again (after Ray restarts it). A worker that died since the last
+    run is replaced once, with the rest of the pool."""
     try:
         return _configure(config, plan, assignment, privacy, pool)
     except ray.exceptions.RayActorError:
@@ -265,7 +269,8 @@ def make_actors(
 def _configure(
     config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
     privacy: PrivacyPlan, pool: WarmPool,
-) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]]]:
+) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]],
+           list[Callable[[], ray.ObjectRef]]]:
     workers = pool.hospital_workers(
         WorkerShape(config.ray.num_cpus_per_actor, config.ray.num_gpus_per_actor),
         len(assignment))
@@ -279,20 +284,21 @@ def _configure(
         decryptor = ray.remote(num_cpus=0)(Decryptor).remote(
             secret, config.encryption, len(plan.hospitals))
     pooled = config.strategy.name == "pooled"
-    configured = [
-        worker.configure.remote(
-            config, [plan.hospitals[i] for i in indices],
+    reconfigure = [
+        functools.partial(
+            worker.configure.remote, config, [plan.hospitals[i] for i in indices],
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
             num_hospitals=len(plan.hospitals), context=secret,
             pooled_plans=list(plan.hospitals) if pooled and a == 0 else None,
         )
         for a, (worker, indices) in enumerate(zip(workers, assignment))
     ]
+    configured = [call() for call in reconfigure]
     configured.append(aggregator.configure.remote(
         config, privacy, len(plan.hospitals), public, decryptor,
         num_features=plan.num_features, num_classes=plan.num_classes))
     placed = ray.get(configured)[:-1]
-    return workers, aggregator, placed
+    return workers, aggregator, placed, reconfigure
 
 
 def _pooled(config: SimulationConfig, plans: list[HospitalPlan], *, index: int

@@ -78,9 +78,12 @@ class WarmPool:
 
         worker_class = ray.remote(num_cpus=shape.num_cpus, num_gpus=shape.num_gpus)(
             HospitalWorker)
+        # max_restarts: Ray brings a dead worker back (empty); the run re-configures it
+        # and puts its hospitals' last states back (orchestrator.Run._recover).
         self._hospital_workers = [
-            worker_class.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
-                self._group, placement_group_bundle_index=i)).remote()
+            worker_class.options(max_restarts=-1, scheduling_strategy=(
+                PlacementGroupSchedulingStrategy(self._group, placement_group_bundle_index=i))
+            ).remote()
             for i in range(count)
         ]
         self._shape = shape

@@ -1,0 +1,42 @@
+"""A hospital worker killed mid-round (faults.kill_actor_round): its hospitals lose that
+round, Ray restarts the worker, the run configures it again with its hospitals' states
+as they were, and the run completes with the loss in summary.json."""
+
+import numpy as np
+import pytest
+from opacus.accountants import RDPAccountant
+
+from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray.config import FaultsConfig, PrivacyConfig, RayConfig
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_killed_worker_costs_its_hospitals_one_round_and_keeps_their_state(ray_local):
+    result = simulate(SimulationConfig(
+        dataset=DatasetConfig(name="synthetic", num_records=600),
+        partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=8),
+        num_clients=6, num_rounds=4, lr=0.1, progress=False, ray=RayConfig(num_actors=2),
+        privacy=PrivacyConfig(name="local", noise_multiplier=2.0, epsilon=None),
+        faults=FaultsConfig(kill_actor_round=2, kill_actor=1)))
+    s, m = result.summary, result.metrics
+    [loss] = s["lost_to_failures"]
+    lost = set(loss["hospitals"])
+    assert loss["round"] == 2 and len(lost) == 3 and "Actor" in loss["error"]
+    assert s["rounds_completed"] == 4  # the others carried every round
+    accepted = m.query("client == 'global' and metric == 'accepted'")["value"].tolist()
+    assert accepted == [6, 3, 6, 6]
+    trained = m.query("split == 'train' and metric == 'loss'").groupby("client")["round"]
+    for name, rounds in trained:
+        assert sorted(rounds) == ([1, 3, 4] if name in lost else [1, 2, 3, 4])
+    # Ledgers came back as they were after round 1 (not reset, not charged twice): the
+    # lost hospitals spent 3 rounds' ε, the others 4 (Opacus at σ/2: replace-one).
+    def opacus_epsilon(rounds):
+        accountant = RDPAccountant()
+        accountant.history = [(2.0 / 2, 1.0, rounds)]
+        return accountant.get_epsilon(1e-5)
+
+    spent = s["privacy"]["per_client_epsilon"]
+    for name, value in spent.items():
+        assert value == pytest.approx(opacus_epsilon(3 if name in lost else 4), rel=1e-6)
+    assert np.isfinite(result.global_vector).all()
