@@ -163,10 +163,13 @@ def test_an_unsampled_hospital_does_the_same_work_and_keeps_its_state():
     skipped = _hospital(self_sample_rate=0.0)
     _, report_in = _train(sampled)
     _, report_out = _train(skipped)
-    # it trains as long (so its answer's timing does not reveal its coin) ...
-    assert report_out.seconds["train"] > 0.3 * report_in.seconds["train"]
-    # ... and its data-order stream moved like a sampled hospital's
+    assert report_in.sampled and not report_out.sampled
+    # It runs the same SGD steps, so its answer's timing does not reveal its coin: its
+    # data-order stream moved exactly as a sampled hospital's. (Compared by the work
+    # done, not by wall time, which a loaded machine makes flaky.)
     assert torch.equal(skipped._generator.get_state(), sampled._generator.get_state())
+    fresh = _hospital(self_sample_rate=0.0)
+    assert not torch.equal(fresh._generator.get_state(), skipped._generator.get_state())
 
 
 def test_noise_std_is_what_the_plan_says():
