@@ -19,7 +19,6 @@ from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig, S
 pytestmark = pytest.mark.integration
 
 VARIANTS = {
-    "fedavg": {},
     "scaffold": dict(strategy=StrategyConfig(name="scaffold")),
     "fedadam+local-dp": dict(strategy=StrategyConfig(name="fedadam"),
                              privacy=PrivacyConfig(name="local", epsilon=8.0)),
