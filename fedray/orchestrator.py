@@ -221,7 +221,8 @@ class Run:
         an actor run in order) and nothing is in flight."""
         self.collect()
         for late_round, ref in self.late_reports:  # references cannot outlive the run
-            self.record.add_reports(late_round, ray.get(ref), self.bar, late=True)
+            for reports in _arrived([ref]):
+                self.record.add_reports(late_round, reports, self.bar, late=True)
         self.late_reports = []
         hospitals: dict[int, Any] = {}
         for part in ray.get([a.state_dict.remote() for a in self.actors]):
@@ -250,7 +251,8 @@ class Run:
         self.collect()
         final_vector = ray.get(self.global_ref).global_vector
         for round_, ref in self.late_reports:  # their diagnostics (a budget running out)
-            self.record.add_reports(round_, ray.get(ref), self.bar, late=True)
+            for reports in _arrived([ref]):
+                self.record.add_reports(round_, reports, self.bar, late=True)
         if self.config.strategy.name == "local":
             self.record.local_cross = _cross_evaluate(self.actors)
         if self.privacy.mechanism.per_hospital:  # ε from the ledgers, late batches too
