@@ -171,8 +171,15 @@ def precheck(arguments: list[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if any(a.startswith("-") for a in arguments):
-        return
+    if any(a.startswith("-") or (a.startswith("hydra.") and not a.startswith("hydra.run.dir="))
+           for a in arguments):
+        return  # Hydra's flags and settings (search path, mode…): Hydra's own checks
+    resumed = [a for a in arguments if a.startswith("resume=")]
+    others = [a for a in arguments if not a.startswith(("resume=", "ray.", "progress=",
+                                                        "hydra."))]
+    if resumed and others:
+        _refuse(f"{resumed[0]}: a resumed run keeps its own config; give only ray.* and "
+                f"progress with it, not {' '.join(others)}")
     try:
         compose([a for a in arguments if not a.startswith("hydra.")])
     except ConfigError as err:
@@ -185,8 +192,10 @@ def precheck(arguments: list[str]) -> None:
 
 
 def _make_run_dir(key: str, directory: str) -> None:
+    if "${" in directory:
+        return  # an interpolation (e.g. ${now:…}): only Hydra can resolve it
     try:
-        Path(directory).expanduser().mkdir(parents=True, exist_ok=True)
+        Path(directory).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         _refuse(f"{key}={directory!r}: cannot be created ({err.strerror}); choose a folder "
                 "you can write to")

@@ -398,6 +398,9 @@ class SimulationConfig:
                  and not isinstance(self.checkpoint_every, bool) and self.checkpoint_every >= 0,
                  "checkpoint_every", self.checkpoint_every,
                  "must be an integer >= 0 (0: no checkpoints)")
+        _require(self.availability.seconds_per_step == 0 or self.round_timeout_s is not None,
+                 "availability.seconds_per_step", self.availability.seconds_per_step,
+                 "needs round_timeout_s: the simulated deadline a slow hospital misses")
         _require(self.resume is None or (isinstance(self.resume, str) and self.resume != ""),
                  "resume", self.resume, "must be null or a run directory with checkpoints/")
 

@@ -14,7 +14,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -131,6 +131,7 @@ class Run:
             else aggregation_weights(participants, self.sizes + [sum(self.sizes)])
         )
         training = _dispatch_training(self.global_ref, weights, self.owner, late_now, round_)
+        victim = None
         if config.faults.kill_actor_round == round_:
             victim = self.actors[config.faults.kill_actor % len(self.actors)]
             ray.kill(victim, no_restart=False)  # by its handle, mid-round; Ray restarts it
@@ -140,6 +141,8 @@ class Run:
             self.states)
         for batch in failed:
             self._recover(round_, batch)
+        if config.faults.kill_actor_round == round_ and victim not in [b.actor for b in failed]:
+            self._restore_worker(victim)  # it trained nobody this round: nothing is lost
         due = round_ % config.eval_every == 0 or round_ == config.num_rounds
         evaluations = ([a.evaluate.remote(self.global_ref, round_) for a in self.actors]
                        if due else None)
@@ -159,7 +162,13 @@ class Run:
             self.record.log.add(round_, name, "round", "lost", 1)
         self.bar.write(f"round {round_}: a hospital worker failed ({batch.error}); "
                        f"{len(names)} hospitals lose the round, the worker is restarted")
-        worker = self.actors.index(batch.actor)
+        self._restore_worker(batch.actor)
+
+    def _restore_worker(self, actor: Any) -> None:
+        """Configures a restarted worker again and gives each of its hospitals the state
+        of its own last round that arrived (hospitals that never trained keep the
+        configured, initial state)."""
+        worker = self.actors.index(actor)
         deadline = time.monotonic() + RESTART_WAIT_S
         while True:  # a call to a worker Ray is still restarting is refused: try again
             try:
@@ -169,11 +178,8 @@ class Run:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        saved: dict[int, Any] = {}
-        for ref in {id(r): r for i, r in self.states.items() if i in batch.hosted}.values():
-            saved.update(ray.get(ref))
-        ray.get(batch.actor.load_state_dict.remote(
-            {i: state for i, state in saved.items() if i in batch.hosted}))
+        hosted = {i for i, owner in self.owner.items() if owner is actor}
+        ray.get(actor.load_state_dict.remote(own_newest_states(self.states, hosted, ray.get)))
 
     def _unavailable(self, round_: int, invited: np.ndarray) -> tuple[set[int], set[int]]:
         """This round's offline hospitals and the late ones among the rest; logged."""
@@ -399,6 +405,22 @@ def federation_trainable(config: SimulationConfig, federation: Any) -> int:
 
 
 
+def own_newest_states(latest: dict[int, Any], hosted: set[int],
+                      read: Callable[[Any], dict[int, Any]]) -> dict[int, Any]:
+    """Each hosted hospital's state from its own newest save. ``latest`` maps a hospital
+    to the saved batch of its last round that arrived; a batch holds several hospitals'
+    states, and an older batch's copy of a hospital must never win over its newer one.
+    ``read`` fetches a batch (once each)."""
+    fetched: dict[int, dict[int, Any]] = {}
+    states = {}
+    for i in hosted & set(latest):
+        batch = latest[i]
+        if id(batch) not in fetched:
+            fetched[id(batch)] = read(batch)
+        states[i] = fetched[id(batch)][i]
+    return states
+
+
 @dataclass
 class Batch:
     """One worker's share of a round: its references and who is in it."""
@@ -451,9 +473,13 @@ def _aggregate_in_time(
     # a running task of a synchronous actor would interrupt its hospitals mid-step.
     ready: list[ray.ObjectRef] = []
     missed: list[ray.ObjectRef] = []
+    # With simulated stragglers (availability.seconds_per_step) the timeout is simulated
+    # time, already applied per hospital: waiting on the wall clock too would drop slow
+    # batches at random and break reproducibility.
+    wall_timeout = None if config.availability.seconds_per_step > 0 else config.round_timeout_s
     if training:
         ready, missed = ray.wait(list(training), num_returns=len(training),
-                                 timeout=config.round_timeout_s)
+                                 timeout=wall_timeout)
     failed = []
     for ref in ready:  # a worker that died: its reports (small) hold the error
         try:
@@ -502,6 +528,6 @@ def _arrived(refs: list[ray.ObjectRef]) -> list[Any]:
     for ref in refs:
         try:
             values.append(ray.get(ref))
-        except ray.exceptions.RayActorError:
+        except ray.exceptions.RayError:  # died, or ran on its restarted (empty) self
             continue
     return values

@@ -51,6 +51,7 @@ def simulate(config: SimulationConfig) -> Result:
         resume = load_for_resume(config.resume)
         # The run as it was configured; where it runs (ray.*) and its progress bar may
         # change, and it goes on writing into its own directory.
+        # (The CLI refuses other settings beside resume=; a library caller's are unused.)
         config = dataclasses.replace(resume["config"], ray=config.ray,
                                      progress=config.progress, resume=config.resume,
                                      output_dir=config.resume)

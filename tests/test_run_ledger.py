@@ -37,3 +37,20 @@ def test_distributed_charges_released_rounds_only_and_counts_rounds_in_flight():
     assert run.settled(released=True) and run.ledger.steps == 1
     assert run.ledger.epsilon == pytest.approx(
         epsilon_spent(((1.0, 1.0, 1),), delta=1e-5, accountant="rdp"))
+
+
+def test_a_restarted_worker_gets_each_hospitals_own_newest_state():
+    from fedray.orchestrator import own_newest_states
+
+    round_2 = {"x": "x after 2", "y": "y after 2"}  # x and y trained in round 2,
+    round_3 = {"y": "y after 3"}                    # y alone in round 3
+    latest = {"y": "r3", "x": "r2", "z": "r3"}      # (z: not on this worker)
+    batches = {"r2": round_2, "r3": {**round_3, "z": "z after 3"}}
+    reads = []
+
+    def read(ref):
+        reads.append(ref)
+        return batches[ref]
+
+    assert own_newest_states(latest, {"x", "y"}, read) == {"x": "x after 2", "y": "y after 3"}
+    assert sorted(reads) == ["r2", "r3"]  # each saved batch read once

@@ -152,7 +152,8 @@ class HospitalWorker:
     def state_dict(self, indices: Optional[list[int]] = None) -> dict[int, dict[str, Any]]:
         """The hosted hospitals' states (only ``indices``, when given)."""
         hosted = {**self.hospitals, **self.trainers}
-        return {i: h.state_dict() for i, h in hosted.items() if indices is None or i in indices}
+        wanted = None if indices is None else set(indices)
+        return {i: h.state_dict() for i, h in hosted.items() if wanted is None or i in wanted}
 
     def load_state_dict(self, states: dict[int, dict[str, Any]]) -> None:
         """Loads the states of the hospitals this worker hosts; ``states`` may hold every

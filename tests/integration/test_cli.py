@@ -117,3 +117,14 @@ def test_schemas_are_not_offered_as_group_choices():
     with pytest.raises(MissingConfigException):
         compose(["dataset=schema"])
     assert compose(["dataset=synthetic", "partition=iid"]).dataset.name == "synthetic"
+
+
+def test_resume_with_other_settings_is_refused_in_one_line(capsys):
+    from fedray.cli import precheck
+
+    with pytest.raises(SystemExit) as exited:
+        precheck(["resume=outputs/some-run", "num_rounds=3"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "fedray: error: resume=outputs/some-run: a resumed run keeps its own config; give "
+        "only ray.* and progress with it, not num_rounds=3")

@@ -40,3 +40,27 @@ def test_a_killed_worker_costs_its_hospitals_one_round_and_keeps_their_state(ray
     for name, value in spent.items():
         assert value == pytest.approx(opacus_epsilon(3 if name in lost else 4), rel=1e-6)
     assert np.isfinite(result.global_vector).all()
+
+
+def test_with_partial_participation_each_hospital_gets_its_own_newest_state(ray_local):
+    # Half the hospitals a round: a restarted worker's hospitals trained in different
+    # rounds, and each must come back with the state of its own last round, so its
+    # ledger counts exactly the rounds it trained.
+    result = simulate(SimulationConfig(
+        dataset=DatasetConfig(name="synthetic", num_records=800),
+        partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=8),
+        num_clients=8, num_rounds=6, fraction_per_round=0.5, lr=0.1, progress=False,
+        ray=RayConfig(num_actors=2), seed=3,
+        privacy=PrivacyConfig(name="local", noise_multiplier=2.0, epsilon=None),
+        faults=FaultsConfig(kill_actor_round=4, kill_actor=0)))
+    s, m = result.summary, result.metrics
+    assert [loss["round"] for loss in s["lost_to_failures"]] == [4]
+    trained = m.query("split == 'train' and metric == 'loss'").groupby("client")["round"].count()
+
+    def opacus_epsilon(rounds):
+        accountant = RDPAccountant()
+        accountant.history = [(1.0, 1.0, rounds)]
+        return accountant.get_epsilon(1e-5)
+
+    for name, value in s["privacy"]["per_client_epsilon"].items():
+        assert value == pytest.approx(opacus_epsilon(int(trained[name])), rel=1e-6), name
