@@ -438,8 +438,8 @@ def _dispatch_training(
     global_ref: ray.ObjectRef, weights: dict[int, float], owner: dict[int, Any],
     late: set[int], round_: int,
 ) -> dict[ray.ObjectRef, Batch]:
-    """One train call per actor that hosts participants, then (in order, on the same
-    actor) a copy of those hospitals' states; returns each update batch's Batch."""
+    """One train call per actor that hosts participants (its updates, reports and the
+    trained hospitals' states after the round); returns each update batch's Batch."""
     by_actor: dict[Any, dict[int, float]] = {}
     for i, w in weights.items():
         by_actor.setdefault(owner[i], {})[i] = w
@@ -449,9 +449,8 @@ def _dispatch_training(
     training = {}
     for actor, part in by_actor.items():
         late_here = frozenset(i for i in part if i in late)
-        updates, reports = actor.train.options(num_returns=2).remote(global_ref, part,
-                                                                     late_here, round_)
-        states = actor.state_dict.remote(list(part))
+        updates, reports, states = actor.train.options(num_returns=3).remote(
+            global_ref, part, late_here, round_)
         training[updates] = Batch(actor, reports, states, list(part), hosted[actor],
                                   len(part) - len(late_here))
     return training

@@ -104,9 +104,12 @@ class HospitalWorker:
 
     def train(self, broadcast: RoundBroadcast, weights: dict[int, float],
               late: frozenset[int] = frozenset(), round_: int = 0
-              ) -> tuple[list[Update], list[HospitalReport]]:
-        """Call with ``num_returns=2``: the updates go to the aggregator by reference,
-        the reports (diagnostics) to the driver; neither sees the other's part. A ``late``
+              ) -> tuple[list[Update], list[HospitalReport], dict[int, dict[str, Any]]]:
+        """Call with ``num_returns=3``: the updates go to the aggregator by reference,
+        the reports (diagnostics) to the driver; neither sees the other's part. The third
+        object, the trained hospitals' states after the round, stays in the store: the
+        driver keeps its reference to restore them if this worker dies later (one task
+        makes all three, so a round that arrived always has its states). A ``late``
         hospital trains (and spends its budget) but its update misses the round."""
         updates, reports = [], []
         for i, w in weights.items():
@@ -117,7 +120,7 @@ class HospitalWorker:
             if update is not None:
                 updates.append(update)
             reports.append(report)
-        return updates, reports
+        return updates, reports, self.state_dict(list(weights))
 
     def evaluate(self, broadcast: RoundBroadcast, round_: int = 0
                  ) -> dict[int, tuple[Any, Optional[Any]]]:
