@@ -130,11 +130,13 @@ class Run:
             if privacy.uniform_weight is not None
             else aggregation_weights(participants, self.sizes + [sum(self.sizes)])
         )
-        training = _dispatch_training(self.global_ref, weights, self.owner, late_now, round_)
         victim = None
         if config.faults.kill_actor_round == round_:
+            # By its handle, as the round starts (so its round's work is lost, whatever
+            # the timing); Ray restarts it.
             victim = self.actors[config.faults.kill_actor % len(self.actors)]
-            ray.kill(victim, no_restart=False)  # by its handle, mid-round; Ray restarts it
+            ray.kill(victim, no_restart=False)
+        training = _dispatch_training(self.global_ref, weights, self.owner, late_now, round_)
         self.collect()  # read the last round while this one trains
         self.global_ref, report, reports, late, failed = _aggregate_in_time(
             config, privacy, training, self.global_ref, self.aggregator, weights, round_,
