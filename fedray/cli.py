@@ -22,7 +22,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from fedray.config import SECTIONS, ConfigError, SimulationConfig, config_from_dict, hydra_schema
+from fedray.config import (
+    SECTIONS, ConfigError, SimulationConfig, config_from_dict, first_line, hydra_schema,
+)
 from fedray.data.heart_disease import DatasetUnavailable
 from fedray.sweep import record_failure
 
@@ -156,12 +158,12 @@ def composition_error_line(err: Exception) -> str:
         allowed = f"must be one of {', '.join(options)}" if options else "no such config"
         return f"{group}={option!r}: {allowed}" if group else f"{wanted}: {allowed}"
     key = getattr(cause, "full_key", None)
-    first = (str(cause or err).strip().splitlines() or [type(err).__name__])[0]
+    first = first_line(cause or err, default=type(err).__name__)
     if key and "not in" in first:
         return f"{key}: no such key (a typo? `fedray --help` lists the config)"
     if key:
         return f"{key}: {first}"
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return first_line(err)
 
 
 def precheck(arguments: list[str]) -> None:

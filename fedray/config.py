@@ -26,6 +26,13 @@ class ConfigError(ValueError):
         return ConfigError(f"{prefix}.{self.key}", self.value, self.allowed)
 
 
+def first_line(err: BaseException, default: Optional[str] = None) -> str:
+    """An error's message as one line: its first non-blank line, else ``default`` (the
+    error's type name when not given)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else (type(err).__name__ if default is None else default)
+
+
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(key, value, allowed)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from fedray.availability import Profile, draw_profile, late, local_steps, offline
 from fedray.checkpoint import write_checkpoint
-from fedray.config import ConfigError, SimulationConfig
+from fedray.config import ConfigError, SimulationConfig, first_line
 from fedray.evaluation import EvalStats
 from fedray.models import build_model, initial_parameters, num_trainable
 from fedray.pipeline import RoundBroadcast
@@ -228,10 +228,7 @@ class Run:
         round is collected, so every worker's state is the one after that round (calls to
         an actor run in order) and nothing is in flight."""
         self.collect()
-        for late_round, ref in self.late_reports:  # references cannot outlive the run
-            for reports in _arrived([ref]):
-                self.record.add_reports(late_round, reports, self.bar, late=True)
-        self.late_reports = []
+        self._read_late_reports()  # references cannot outlive the run
         hospitals: dict[int, Any] = {}
         for part in ray.get([a.state_dict.remote() for a in self.actors]):
             hospitals.update(part)
@@ -241,6 +238,14 @@ class Run:
                 "sampling": self.sampling.state_dict(), "run_ledger": self.run_ledger,
                 "availability": (None if self.availability is None
                                  else self.availability[1].state_dict())}
+
+    def _read_late_reports(self) -> None:
+        """The reports of batches that missed their round's timeout, once they are in
+        (those of a worker that died are skipped)."""
+        for round_, ref in self.late_reports:
+            for reports in _arrived([ref]):
+                self.record.add_reports(round_, reports, self.bar, late=True)
+        self.late_reports = []
 
     def restore(self, state: dict[str, Any]) -> None:
         """Puts a snapshot's state back into freshly configured workers and this run."""
@@ -258,9 +263,7 @@ class Run:
         """Reads what is still in flight and the end-of-run statistics; the final model."""
         self.collect()
         final_vector = ray.get(self.global_ref).global_vector
-        for round_, ref in self.late_reports:  # their diagnostics (a budget running out)
-            for reports in _arrived([ref]):
-                self.record.add_reports(round_, reports, self.bar, late=True)
+        self._read_late_reports()  # their diagnostics (a budget running out)
         if self.config.strategy.name == "local":
             self.record.local_cross = _cross_evaluate(self.actors)
         if self.privacy.mechanism.per_hospital:  # ε from the ledgers, late batches too
@@ -431,7 +434,6 @@ class Batch:
     reports: ray.ObjectRef
     states: ray.ObjectRef  # its hospitals' states after the round
     hospitals: list[int]  # trained this round
-    hosted: set[int]  # every hospital the worker holds
     expected: int  # updates it can bring (its hospitals less the late ones)
     error: Optional[str] = None
 
@@ -445,15 +447,12 @@ def _dispatch_training(
     by_actor: dict[Any, dict[int, float]] = {}
     for i, w in weights.items():
         by_actor.setdefault(owner[i], {})[i] = w
-    hosted: dict[Any, set[int]] = {}
-    for i, actor in owner.items():
-        hosted.setdefault(actor, set()).add(i)
     training = {}
     for actor, part in by_actor.items():
         late_here = frozenset(i for i in part if i in late)
         updates, reports, states = actor.train.options(num_returns=3).remote(
             global_ref, part, late_here, round_)
-        training[updates] = Batch(actor, reports, states, list(part), hosted[actor],
+        training[updates] = Batch(actor, reports, states, list(part),
                                   len(part) - len(late_here))
     return training
 
@@ -486,8 +485,7 @@ def _aggregate_in_time(
         try:
             ray.get(training[ref].reports)
         except ray.exceptions.RayError as err:
-            training[ref].error = (f"{type(err).__name__}: "
-                                   f"{(str(err).strip().splitlines() or [''])[0][:200]}")
+            training[ref].error = f"{type(err).__name__}: {first_line(err, default='')[:200]}"
             failed.append(training[ref])
     ready = [ref for ref in ready if training[ref].error is None]
     for ref in ready:

@@ -11,6 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from fedray.config import first_line
 from fedray.outputs import ERROR_FILE
 
 
@@ -19,7 +20,7 @@ def record_failure(run_dir: str, values: dict[str, Any], err: BaseException) -> 
     so the sweep's table has a row for the run instead of a gap."""
     directory = Path(run_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    message = (str(err).strip().splitlines() or [""])[0]
+    message = first_line(err, default="")
     path = directory / ERROR_FILE
     path.write_text(json.dumps({"type": type(err).__name__, "message": message,
                                 "config": values}, indent=2, default=str) + "\n")

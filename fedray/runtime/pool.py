@@ -143,12 +143,11 @@ def _reserve(shape: WorkerShape, count: int) -> Any:
     largest = {r: max((n["Resources"].get(r, 0) for n in ray.nodes() if n["Alive"]), default=0)
                for r in shape.bundle()}
     for resource, amount in shape.bundle().items():
+        key = "ray.num_cpus_per_actor" if resource == "CPU" else "ray.num_gpus_per_actor"
         if largest[resource] < amount:
-            key = "ray.num_cpus_per_actor" if resource == "CPU" else "ray.num_gpus_per_actor"
             raise ConfigError(key, amount, f"one hospital worker needs {amount:g} {resource} on "
                               f"one node and the largest node has {largest[resource]:g}")
         if total.get(resource, 0) < amount * count:
-            key = "ray.num_cpus_per_actor" if resource == "CPU" else "ray.num_gpus_per_actor"
             raise ConfigError(key, amount, f"{count} hospital workers need {amount * count:g} "
                               f"{resource} and the Ray cluster has {total.get(resource, 0):g}; "
                               "lower ray.num_actors or the per-actor share")

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import ray
 
-from fedray.config import ConfigError, RayConfig
+from fedray.config import ConfigError, RayConfig, first_line
 from fedray.runtime.pool import POOL
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def start_or_join(config: RayConfig) -> None:
         ray.init(address=config.address, **kwargs)
     except ConnectionError as err:
         raise ConfigError("ray.address", config.address,
-                          f"no Ray cluster to join ({_first_line(err)}); start one with "
+                          f"no Ray cluster to join ({first_line(err)}); start one with "
                           "`ray start --head`, or use null for a local Ray") from None
 
 
@@ -102,12 +102,5 @@ def check_address(config: RayConfig) -> None:
 def _host_port(address: str) -> Optional[tuple[str, int]]:
     if address == "auto" or "://" in address:
         return None
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError("ray.address", address,
-                          "must be null (fresh local Ray), 'auto', ray://host:port or host:port")
+    host, _, port = address.rpartition(":")  # RayConfig checked the host:port form
     return host, int(port)
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
