@@ -146,7 +146,7 @@ def upload_layout(strategy: Strategy, model: Any, num_hospitals: int) -> UploadL
 def aggregate(
     updates: list[Update], *, broadcast: RoundBroadcast, server_state: State,
     weights: dict[int, float], layout: UploadLayout, codec: Codec,
-    decode: Optional[Callable[[Any], np.ndarray]] = None,
+    decode: Optional[Callable[[Any, tuple[int, ...]], np.ndarray]] = None,
     server_noise: Optional[VectorStep] = None, fixed_denominator: Optional[float] = None,
     min_accepted: int = 1, round_: Optional[int] = None, norm_bound: Optional[float] = None,
 ) -> AggregateResult:
@@ -158,7 +158,9 @@ def aggregate(
     ``min_accepted`` valid updates are not decrypted or released (distributed DP: the
     sum would carry too few noise shares); ``min_accepted=0`` with server noise
     releases a noised zero sum when nothing arrived (central DP never skips a round).
-    ``round_``: updates made for another round are refused (a replay). ``norm_bound``
+    ``decode(total, accepted)``: who decrypts the sum when the aggregator cannot (the
+    decryptor, which checks it is the sum of the ``accepted`` hospitals' registered
+    updates). ``round_``: updates made for another round are refused (a replay). ``norm_bound``
     (plaintext updates clipped to C with no noise of their own, central DP): an update
     longer than its weight × C cannot come from an honest hospital and is refused."""
     total, weight_sum, nbytes = None, 0.0, 0
@@ -199,7 +201,8 @@ def aggregate(
                                {"aggregate": summed, "decrypt": 0.0}, released=False)
     start = time.perf_counter()
     summed_update = (np.zeros(layout.size) if total is None
-                     else (decode or codec.decode)(total))
+                     else decode(total, tuple(accepted)) if decode is not None
+                     else codec.decode(total))
     decoded = time.perf_counter() - start
     if server_noise is not None:
         summed_update = server_noise(summed_update)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from fedray.crypto.ckks import CKKSCodec, EncryptedVector
-from fedray.crypto.codec import Codec, PlainCodec
+from fedray.crypto.codec import AwaitingKeys, Codec, PlainCodec
 from fedray.crypto.packing import Layout, PackedCKKSCodec, PackedVector
 
 __all__ = [
-    "CKKSCodec", "Codec", "EncryptedVector", "Layout", "PackedCKKSCodec", "PackedVector",
+    "AwaitingKeys", "CKKSCodec", "Codec", "EncryptedVector", "Layout", "PackedCKKSCodec", "PackedVector",
     "PlainCodec", "make_codec", "packing_layout",
 ]
 

@@ -12,7 +12,8 @@ import ray
 import torch
 
 from fedray.config import SimulationConfig
-from fedray.crypto import make_codec
+from fedray.crypto import AwaitingKeys, make_codec
+from fedray.crypto.release import register_update
 from fedray.data import FederationPlan, HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, flatten, num_trainable
@@ -22,7 +23,7 @@ from fedray.pipeline import (
 )
 from fedray.privacy import RUN, PrivacyPlan, add_gaussian_noise, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
-from fedray.runtime.keys import Decryptor, KeyAuthority
+from fedray.runtime.keys import Decryptor, HospitalKeys, KeyAuthority
 from fedray.runtime.pool import POOL, WarmPool, WorkerShape, actor_count  # noqa: F401 (re-export)
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
@@ -42,11 +43,10 @@ class HospitalWorker:
     def configure(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
         num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
-        context: Optional[tuple[bytes, str]] = None,
         pooled_plans: Optional[list[HospitalPlan]] = None,
     ) -> tuple[str, str]:
-        """Returns :meth:`ready`. ``context``: the CKKS secret context and key-set fingerprint when encryption
-        is on (a hospital encrypts; it never sees another hospital's update).
+        """Returns :meth:`ready`. With encryption on, the hospitals refuse to send
+        anything until the key authority installs their keys (:meth:`install_keys`).
         ``pooled_plans`` (strategy=pooled): this worker also hosts the pooled trainer,
         hospital number ``num_hospitals``, whose data is the union of these hospitals'
         data (the reference run; the records are built here, never moved)."""
@@ -74,7 +74,10 @@ class HospitalWorker:
                    if privacy.mechanism.trains_records_privately else None),
         )
         datasets = build_hospitals(config.dataset, plans, seed=config.seed)
-        codec = make_codec(context, config.encryption, num_hospitals)
+        self.keys: Optional[HospitalKeys] = None
+        self._codec_settings = (config.encryption, num_hospitals)
+        codec: Any = AwaitingKeys() if config.encryption.enabled else make_codec(
+            None, config.encryption, num_hospitals)
         self.hospitals = {
             plan.index: Hospital(
                 index=plan.index, data=data, seed=config.seed, device=self.device,
@@ -98,6 +101,16 @@ class HospitalWorker:
                     clips=False, clip=1.0, noise_std=0.0, codec=codec))
         return self.ready()
 
+    def install_keys(self, keys: HospitalKeys) -> None:
+        """The key authority's call (never the driver's): the secret context every
+        hosted hospital encrypts with, their registration keys and the decryptor."""
+        if self.keys is not None:  # once per run: nobody swaps a hospital's key later
+            raise PermissionError("this worker's keys are installed already")
+        codec = make_codec((keys.secret_context, keys.fingerprint), *self._codec_settings)
+        for hospital in [*self.hospitals.values(), *self.trainers.values()]:
+            hospital.pipeline = dataclasses.replace(hospital.pipeline, codec=codec)
+        self.keys = keys
+
     def ready(self) -> tuple[str, str]:
         """This worker's device and the Ray node it runs on."""
         return self.device, ray.get_runtime_context().get_node_id()
@@ -120,6 +133,9 @@ class HospitalWorker:
             if update is not None:
                 updates.append(update)
             reports.append(report)
+        if self.keys is not None and updates:  # before the updates can reach anyone
+            ray.get(self.keys.decryptor.register.remote(
+                [register_update(u, self.keys.registration_keys[u.hospital]) for u in updates]))
         return updates, reports, self.state_dict(list(weights))
 
     def evaluate(self, broadcast: RoundBroadcast, round_: int = 0
@@ -179,16 +195,18 @@ class AggregatorWorker:
         """With encryption the aggregator gets the public context only: it can check and
         add ciphertexts, and asks the decryptor (a hospital's role) for the sum."""
         self.codec: Any = make_codec(public_context, config.encryption, num_hospitals)
-        self.decode: Optional[Any] = None
-        if public_context is not None:
-            if self.codec.can_decrypt:  # a trust boundary, so never an assert (-O drops those)
-                raise PermissionError("the aggregator was given a secret key; refusing to run")
-            self.decode = lambda total: ray.get(decryptor.decrypt.remote(self.codec.seal(total)))
+        self.decryptor = decryptor
+        if public_context is not None and self.codec.can_decrypt:
+            # a trust boundary, so never an assert (-O drops those)
+            raise PermissionError("the aggregator was given a secret key; refusing to run")
         strategy = build_strategy(config.strategy)
         model = build_model(config.model, num_features=num_features, num_classes=num_classes)
         self.layout = upload_layout(strategy, model, num_hospitals)
         self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
-        self.min_accepted = 0 if privacy.releases_every_round else privacy.min_shares
+        # Under encryption the decryptor releases no sum of fewer than min_clients
+        # contributions (a smaller request would stop the run), so none is asked for.
+        self.min_accepted = (config.min_clients if config.encryption.enabled
+                             else 0 if privacy.releases_every_round else privacy.min_shares)
         self.server_noise, self.fixed_denominator = None, None
         self._noise_randomness: Optional[Any] = None
         std = privacy.server_noise_std()
@@ -221,16 +239,22 @@ class AggregatorWorker:
         reference, the report (without model or state) to the driver."""
         updates: list[Update] = []
         failed: list[Rejection] = []
+        read: list[ray.ObjectRef] = []
         start = time.perf_counter()
         for ref in batches:
             try:
                 updates.extend(ray.get(ref))
+                read.append(ref)
             except ray.exceptions.RayError as err:  # a crashed actor or hospital
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
+        decode = None
+        if self.decryptor is not None:  # the decryptor checks the sum against what it reads
+            decode = lambda total, summed: ray.get(self.decryptor.decrypt.remote(  # noqa: E731
+                round_, list(summed), read, self.codec.seal(total)))
         result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
                            weights=weights, layout=self.layout, codec=self.codec,
-                           decode=self.decode, server_noise=self.server_noise,
+                           decode=decode, server_noise=self.server_noise,
                            fixed_denominator=self.fixed_denominator,
                            min_accepted=self.min_accepted, round_=round_,
                            norm_bound=self.norm_bound)
@@ -279,30 +303,49 @@ def _configure(
         WorkerShape(config.ray.num_cpus_per_actor, config.ray.num_gpus_per_actor),
         len(assignment))
     aggregator = pool.aggregator()
-    secret = public = decryptor = None
+    authority = public = decryptor = None
     if config.encryption.enabled:
-        # Fresh keys every run. The driver passes the contexts' references on and never
-        # reads them; the aggregator is given the public one only.
+        # Fresh keys every run. The key authority installs the secret material in the
+        # hospital workers and the decryptor itself; the driver holds only handles and
+        # the public context's reference, which it passes on to the aggregator.
         authority = ray.remote(num_cpus=0)(KeyAuthority).remote(config.encryption.parameters)
-        secret, public = authority.secret_context.remote(), authority.public_context.remote()
+        public = authority.public_context.remote()
         decryptor = ray.remote(num_cpus=0)(Decryptor).remote(
-            secret, config.encryption, len(plan.hospitals))
+            config.encryption, len(plan.hospitals), config.min_clients)
     pooled = config.strategy.name == "pooled"
-    reconfigure = [
+    hosted = [indices + ([len(plan.hospitals)] if pooled and a == 0 else [])
+              for a, indices in enumerate(assignment)]
+    configure = [
         functools.partial(
             worker.configure.remote, config, [plan.hospitals[i] for i in indices],
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
-            num_hospitals=len(plan.hospitals), context=secret,
+            num_hospitals=len(plan.hospitals),
             pooled_plans=list(plan.hospitals) if pooled and a == 0 else None,
         )
         for a, (worker, indices) in enumerate(zip(workers, assignment))
     ]
-    configured = [call() for call in reconfigure]
+    configured = [call() for call in configure]
     configured.append(aggregator.configure.remote(
         config, privacy, len(plan.hospitals), public, decryptor,
         num_features=plan.num_features, num_classes=plan.num_classes))
     placed = ray.get(configured)[:-1]
+    if authority is not None:
+        ray.get(authority.provision.remote(list(zip(workers, hosted)), decryptor))
+    reconfigure = [
+        functools.partial(_configure_and_provision, call, authority, worker, indices)
+        for call, worker, indices in zip(configure, workers, hosted)
+    ]
     return workers, aggregator, placed, reconfigure
+
+
+def _configure_and_provision(configure: Callable[[], ray.ObjectRef], authority: Any,
+                             worker: Any, hospitals: list[int]) -> ray.ObjectRef:
+    """Configures a (restarted) worker again; with encryption, waits for that and has
+    the key authority install its hospitals' keys. Returns the last step's reference."""
+    if authority is None:
+        return configure()
+    ray.get(configure())
+    return authority.provision.remote([(worker, hospitals)])
 
 
 def _pooled(config: SimulationConfig, plans: list[HospitalPlan], *, index: int

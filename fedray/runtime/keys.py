@@ -1,42 +1,102 @@
-"""The key authority and the decryptor: the two Ray roles that touch the CKKS secret.
+"""The key authority and the decryptor: the two Ray roles that make or use the secret.
 
-The key authority runs once, before round 1: it makes the key set and hands out the
-secret context (to hospitals and the decryptor) and the public one (to the
-aggregator) as Ray objects the driver passes along without reading. The decryptor
-stands for the hospitals' side of decryption: it holds a hospital's copy of the
-secret context, decrypts only the aggregate, and rounds it before it leaves (exact
-CKKS: to 2^-decrypt_rounding_bits; packed: every slot to an integer).
+The key authority makes a run's CKKS key set and registration secret, and hands the
+secret material to the hospital workers and the decryptor itself, actor to actor
+(``provision``): no call of the authority returns it, so the driver never owns a
+reference to it. The aggregator gets the key-free context (``public_context``).
+
+The decryptor stands for the hospitals' side of decryption. Hospitals register what
+they sent with it directly; it decrypts one verified sum per round
+(fedray/crypto/release.py) and refuses everything after a request that breaks the
+rules.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import secrets
+from dataclasses import dataclass
+from typing import Any, Optional
 
-from typing import Any
+import numpy as np
+import ray
 
 from fedray.crypto import make_codec
-from fedray.crypto.ckks import CKKSCodec, CKKSParameters, new_key_set, round_to_grid
+from fedray.crypto.ckks import CKKSParameters, new_key_set
+from fedray.crypto.release import (
+    REGISTRATION_KEY_BYTES, Registration, VerifiedDecryption, hospital_key,
+)
+
+
+@dataclass(frozen=True)
+class HospitalKeys:
+    """What a hospital worker receives from the key authority: the secret context (to
+    encrypt), each hosted hospital's registration key, and where to register."""
+
+    secret_context: bytes
+    fingerprint: str
+    registration_keys: dict[int, bytes]
+    decryptor: Any  # actor handle
+
+
+@dataclass(frozen=True)
+class DecryptorKeys:
+    secret_context: bytes
+    fingerprint: str
+    registration_master: bytes
 
 
 class KeyAuthority:
     def __init__(self, params: CKKSParameters) -> None:
         self._keys = new_key_set(params)
-
-    def secret_context(self) -> tuple[bytes, str]:
-        return self._keys.secret_context, self._keys.fingerprint
+        self._master = secrets.token_bytes(REGISTRATION_KEY_BYTES)
 
     def public_context(self) -> tuple[bytes, str]:
         return self._keys.public_context, self._keys.fingerprint
 
+    def provision(self, workers: list[tuple[Any, list[int]]],
+                  decryptor: Optional[Any] = None) -> None:
+        """Installs the keys in each (hospital worker, hospitals it hosts) and in the
+        decryptor, and waits until they are in. Returns nothing: the secret travels
+        from this actor to those, never to the caller."""
+        keys = self._keys
+        calls = [worker.install_keys.remote(HospitalKeys(
+                     keys.secret_context, keys.fingerprint,
+                     {i: hospital_key(self._master, i) for i in hospitals}, decryptor))
+                 for worker, hospitals in workers]
+        if decryptor is not None:
+            calls.append(decryptor.install_keys.remote(
+                DecryptorKeys(keys.secret_context, keys.fingerprint, self._master)))
+        ray.get(calls)
+
 
 class Decryptor:
-    def __init__(self, secret_context: tuple[bytes, str], encryption: Any,
-                 num_hospitals: int) -> None:
-        self.codec = make_codec(secret_context, encryption, num_hospitals)
-        self.rounding_bits = encryption.decrypt_rounding_bits
+    def __init__(self, encryption: Any, num_hospitals: int, min_shares: int) -> None:
+        self._encryption, self._num_hospitals = encryption, num_hospitals
+        self._min_shares = min_shares
+        self._verified: Optional[VerifiedDecryption] = None
 
-    def decrypt(self, total: Any) -> np.ndarray:
-        if isinstance(self.codec, CKKSCodec):
-            return round_to_grid(self.codec.decode(total), self.rounding_bits)
-        # packed: slots are rounded to integers before unpacking, no CKKS error remains
-        return self.codec.decode(total)
+    def install_keys(self, keys: DecryptorKeys) -> None:
+        if self._verified is not None:  # keys are installed once: nobody swaps them later
+            raise PermissionError("the decryptor's keys are installed already")
+        codec = make_codec((keys.secret_context, keys.fingerprint), self._encryption,
+                           self._num_hospitals)
+        self._verified = VerifiedDecryption(
+            codec=codec, master_key=keys.registration_master, min_shares=self._min_shares,
+            rounding_bits=self._encryption.decrypt_rounding_bits)
+
+    def register(self, registrations: list[Registration]) -> None:
+        self._ready().register(registrations)
+
+    def decrypt(self, round_: int, contributors: list[int], batches: list[ray.ObjectRef],
+                claimed: Any) -> np.ndarray:
+        """``batches``: references of the hospital workers' update lists the aggregator
+        read (the ciphertexts are read from the object store, not sent again);
+        ``contributors``: whose updates in them the aggregator summed into ``claimed``."""
+        wanted = set(contributors)
+        updates = [u for batch in ray.get(list(batches)) for u in batch if u.hospital in wanted]
+        return self._ready().decrypt(round_, updates, claimed)
+
+    def _ready(self) -> VerifiedDecryption:
+        if self._verified is None:
+            raise PermissionError("the key authority has not provisioned the decryptor")
+        return self._verified

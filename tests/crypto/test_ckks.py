@@ -7,6 +7,7 @@ from fedray.crypto import CKKSCodec, EncryptedVector, PlainCodec
 from fedray.crypto.ckks import (
     PRESETS, CKKSParameters, check_parameters, new_key_set, round_to_grid,
 )
+from fedray.crypto.release import VerifiedDecryption, hospital_key, register_update
 from fedray.pipeline import RoundBroadcast, Update, UploadLayout, aggregate
 from fedray.strategies import FedAvg
 
@@ -95,11 +96,18 @@ def test_round_proceeds_with_the_valid_updates(keys):
     hospital, aggregator = keys
     good = [hospital.encode(np.full(8, v, np.float32)) for v in (0.25, 0.75)]
     corrupt = EncryptedVector(good[0].key_fingerprint, 8, (good[0].ciphertexts[0][:500],))
-    updates = [Update(0, good[0]), Update(1, corrupt), Update(2, good[1])]
+    updates = [Update(0, good[0], 1), Update(1, corrupt, 1), Update(2, good[1], 1)]
+    master = b"m" * 32
+    decryptor = VerifiedDecryption(codec=hospital, master_key=master, min_shares=2,
+                                   rounding_bits=20)
+    decryptor.register([register_update(u, hospital_key(master, u.hospital))
+                        for u in (updates[0], updates[2])])  # what 0 and 2 sent
     result = aggregate(updates, broadcast=RoundBroadcast(np.zeros(8, np.float32)),
                        server_state={}, weights={0: 0.5, 1: 0.5, 2: 0.5},
-                       layout=UploadLayout(FedAvg(), (8,), 3), codec=aggregator,
-                       decode=lambda total: round_to_grid(hospital.decode(total), 20))
+                       layout=UploadLayout(FedAvg(), (8,), 3), codec=aggregator, round_=1,
+                       decode=lambda total, summed: decryptor.decrypt(
+                           1, [u for u in updates if u.hospital in summed],
+                           aggregator.seal(total)))
     assert result.accepted == (0, 2)
     assert [r.hospital for r in result.rejected] == [1]
     assert np.allclose(result.broadcast.global_vector, 1.0)  # (0.25 + 0.75) / (0.5 + 0.5)
