@@ -8,7 +8,10 @@
    parameter on the wire and the max error of the 10-hospital sum.
 2. Paillier (the `phe` package, 2048-bit keys, gmpy2 when installed) at 10^3 values
    measured; larger sizes extrapolated linearly and marked so.
-3. fedray's steady round time with encryption=ckks over without: 10 synthetic
+3. Verified decryption (fedray/crypto/release.py), 10 hospitals x 100k parameters:
+   each hospital's registration (digest + HMAC), and the decryptor's checks (digests,
+   its own sum, the comparison with the aggregator's) beside the decryption itself.
+4. fedray's steady round time with encryption=ckks over without: 10 synthetic
    hospitals with a ~100k-parameter MLP, and the 4 heart-disease hospitals.
 """
 
@@ -60,6 +63,56 @@ def ckks_costs(sizes: list[int]) -> None:
             error = float(np.max(np.abs(decrypted - expected)))
             print(f"{name:>10} {size:>9} {encrypt:>10.3f} {summed:>9.3f} {decrypt:>10.3f} "
                   f"{payloads[0].nbytes / size:>8.1f} {error:>10.1e}", flush=True)
+
+
+def verified_decryption_costs(size: int = 100_000, repeats: int = 5) -> None:
+    from fedray.crypto import CKKSCodec, Layout, PackedCKKSCodec
+    from fedray.crypto.ckks import PRESETS, new_key_set
+    from fedray.crypto.release import VerifiedDecryption, hospital_key, register_update
+    from fedray.pipeline import Update
+
+    print(f"\nVerified decryption, {HOSPITALS} hospitals x {size:,} parameters (median of "
+          f"{repeats}):")
+    print(f"{'codec':>10} {'register/hosp s':>16} {'aggregator sum s':>17} "
+          f"{'checks s':>9} {'decrypt s':>10} {'added s':>8}")
+    keys = new_key_set(PRESETS["n8192"])
+    layout = Layout(bits=15, value_range=1.0, max_summands=HOSPITALS)
+    codecs = {
+        "n8192": (CKKSCodec(keys.secret_context, keys.fingerprint),
+                  CKKSCodec(keys.public_context, keys.fingerprint)),
+        "n8192+q15": (PackedCKKSCodec(keys.secret_context, keys.fingerprint, layout=layout),
+                      PackedCKKSCodec(keys.public_context, keys.fingerprint, layout=layout)),
+    }
+    rng = np.random.default_rng(0)
+    master = bytes(32)
+    for name, (hospital, aggregator) in codecs.items():
+        timings: dict[str, list[float]] = {"register": [], "sum": [], "checks": [], "decrypt": []}
+        for round_ in range(1, repeats + 1):
+            updates = [Update(h, hospital.encode(rng.normal(0, 0.05, size).astype(np.float32)),
+                              round_) for h in range(HOSPITALS)]
+            decryptor = VerifiedDecryption(codec=hospital, master_key=master,
+                                           min_shares=HOSPITALS, rounding_bits=20)
+            start = time.perf_counter()
+            registrations = [register_update(u, hospital_key(master, u.hospital))
+                             for u in updates]
+            timings["register"].append((time.perf_counter() - start) / HOSPITALS)
+            decryptor.register(registrations)
+            start = time.perf_counter()
+            total = None
+            for u in updates:
+                assert aggregator.validate(u.payload, size) is None
+                total = aggregator.add(total, u.payload)
+            claimed = aggregator.seal(total)
+            timings["sum"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            hospital.decode(claimed)  # what an unverified decryptor does
+            timings["decrypt"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            decryptor.decrypt(round_, updates, claimed)
+            timings["checks"].append(time.perf_counter() - start - timings["decrypt"][-1])
+        m = {k: float(np.median(v)) for k, v in timings.items()}
+        print(f"{name:>10} {m['register']:>16.4f} {m['sum']:>17.3f} {m['checks']:>9.3f} "
+              f"{m['decrypt']:>10.3f} {m['checks'] + m['register']:>8.3f}", flush=True)
 
 
 def paillier_costs(sizes: list[int], measured: int = 1000) -> None:
@@ -145,8 +198,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000, 1000000])
     parser.add_argument("--skip-paillier", action="store_true")
     parser.add_argument("--skip-rounds", action="store_true")
+    parser.add_argument("--only-verified", action="store_true",
+                        help="only the verified-decryption costs (part 3)")
     args = parser.parse_args()
+    if args.only_verified:
+        verified_decryption_costs()
+        return
     ckks_costs(args.sizes)
+    verified_decryption_costs()
     if not args.skip_paillier:
         paillier_costs([s for s in args.sizes if s >= 1000])
     if not args.skip_rounds:

@@ -98,15 +98,18 @@ class VerifiedDecryption:
         """The rounded sum of ``updates`` if they are registered contributions of this
         round, at least ``min_shares`` of them, and ``claimed`` is exactly their sum;
         else DecryptionRefused, now and for every later request."""
+        if self.refused is not None:
+            raise DecryptionRefused(f"the decryptor stopped decrypting when it refused "
+                                    f"{self.refused}")
         reason = self._refusal(round_, updates)
         mine = None if reason is not None else self._sum(updates)
         if reason is None and (mine is None or not hasattr(claimed, "digest")
                                or claimed.digest() != mine.digest()):
             reason = "the sum sent is not the sum of the contributions it names"
         if reason is not None:
-            self.refused = self.refused or f"round {round_}: {reason}"
-            raise DecryptionRefused(f"decryption refused ({self.refused}); nothing more is "
-                                    f"decrypted this run")
+            self.refused = f"round {round_} ({reason})"
+            raise DecryptionRefused(f"decryption of round {round_} refused: {reason}; "
+                                    f"nothing more is decrypted this run")
         self.last_round = round_
         self._registered = {k: v for k, v in self._registered.items() if k[0] > round_}
         if isinstance(self.codec, CKKSCodec):
@@ -114,8 +117,6 @@ class VerifiedDecryption:
         return self.codec.decode(mine)  # packed: slots are rounded to integers already
 
     def _refusal(self, round_: int, updates: list[Any]) -> Optional[str]:
-        if self.refused is not None:
-            return "it refused before"
         if round_ <= self.last_round:
             return f"round {round_} is not after the last decrypted round, {self.last_round}"
         hospitals = [u.hospital for u in updates]

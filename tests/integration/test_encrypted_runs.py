@@ -5,7 +5,7 @@ import pytest
 from opacus.accountants import RDPAccountant
 
 from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
-from fedray.config import EncryptionConfig, PrivacyConfig
+from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig
 
 pytestmark = pytest.mark.integration
 
@@ -60,16 +60,19 @@ def test_distributed_dp_every_hospital_sends_every_round_so_the_sample_stays_hid
 
 
 def test_distributed_dp_charges_exactly_the_rounds_it_released(ray_local):
-    # round 1's ciphertexts cannot arrive within 0.1 ms: with min_clients = 4 it is
-    # withheld, released nothing, and must cost nothing
+    # each hospital is online with probability 0.75, and a round needs all four: some
+    # rounds are withheld (nothing decrypted, released or charged), some released
     config = _config(encryption=EncryptionConfig(name="ckks", preset="n4096"),
                      privacy=PrivacyConfig(name="distributed", noise_multiplier=1.0),
-                     min_clients=4, num_rounds=3, round_timeout_s=1e-4)
+                     min_clients=4, num_rounds=6,
+                     availability=AvailabilityConfig(online=0.75))
     result = simulate(config)
     released = result.summary["rounds_completed"]
-    assert released < 3
+    offline = result.metrics.query("client == 'global' and metric == 'offline'")["value"]
+    assert 0 < released < 6 and released == int((offline == 0).sum())
     assert result.summary["epsilon"] == pytest.approx(_opacus_epsilon(1.0, 1.0, released),
                                                       rel=1e-12)
+    assert result.summary["epsilon"] > _opacus_epsilon(1.0, 1.0, released - 1)
 
 
 def test_distributed_dp_stops_before_the_budget_with_rounds_in_flight(ray_local):

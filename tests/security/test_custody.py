@@ -1,0 +1,129 @@
+"""Who holds the CKKS secret, on a real local Ray: the hospital workers and the
+decryptor; never the driver, never the aggregator. And a malicious aggregator that
+runs its own code in its actor gets no single update decrypted."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import ray
+import tenseal as ts
+from ray._private.worker import global_worker
+
+from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig
+from fedray.config import EncryptionConfig
+from fedray.crypto.ckks import PRESETS, new_key_set
+from fedray.orchestrator import prepare
+from fedray.pipeline import RoundBroadcast
+from fedray.runtime.actors import assign_hospitals, make_actors
+from fedray.runtime.keys import HospitalKeys
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def federation(ray_local):
+    config = SimulationConfig(
+        dataset=DatasetConfig(name="synthetic", num_records=400), partition=PartitionConfig(name="iid"),
+        model=ModelConfig(name="logreg"),
+        num_clients=4, min_clients=3, num_rounds=1, progress=False,
+        encryption=EncryptionConfig(name="ckks", preset="n4096"))
+    prepared = prepare(config)
+    assignment = assign_hospitals(prepared.federation.train_sizes, 2)
+    workers, aggregator, _, reconfigure = make_actors(
+        prepared.config, prepared.federation, assignment, prepared.privacy)
+    return prepared, assignment, workers, aggregator, reconfigure
+
+
+def _holds_secret_key(value) -> bool:
+    """Whether ``value`` holds, anywhere inside, a serialised TenSEAL context with a
+    secret key."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return ts.context_from(bytes(value)).has_secret_key()
+        except Exception:  # not a context
+            return False
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    if isinstance(value, dict):
+        value = list(value.keys()) + list(value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds_secret_key(v) for v in value)
+    return False
+
+
+def _driver_objects() -> list:
+    """Every object the driver holds a reference to, read."""
+    values = []
+    for object_id in global_worker.core_worker.get_all_reference_counts():
+        ref = ray.ObjectRef(bytes.fromhex(object_id.decode()))
+        try:
+            values.append(ray.get(ref, timeout=10))
+        except Exception:  # an actor's creation, a failed task: nothing to read
+            continue
+    return values
+
+
+def test_the_driver_holds_nothing_to_decrypt_with(federation):
+    prepared, assignment, workers, aggregator, reconfigure = federation
+    broadcast = ray.put(RoundBroadcast(prepared.initial, {}))
+    trained = [w.train.options(num_returns=3).remote(broadcast, {i: 0.25 for i in idx},
+                                                    frozenset(), 1)
+               for w, idx in zip(workers, assignment)]
+    ray.get([t[1] for t in trained])
+    objects = _driver_objects()  # the run's handles, updates, reports and states are alive
+    assert len(objects) >= 1 + 3 * len(workers)
+    assert not any(_holds_secret_key(v) for v in objects)
+    # ...while the keys exist: the workers encrypted (and the check itself can see one)
+    secret = new_key_set(PRESETS["n4096"]).secret_context
+    assert _holds_secret_key({"nested": [secret]})
+    assert reconfigure  # kept alive above: a restart re-provisions through the authority
+
+
+def test_a_malicious_aggregator_gets_no_single_update_decrypted(federation):
+    prepared, assignment, workers, aggregator, _ = federation
+    broadcast = ray.put(RoundBroadcast(prepared.initial, {}))
+    weights = {i: 0.25 for i in range(4)}
+    batches = [w.train.options(num_returns=3).remote(
+                   broadcast, {i: weights[i] for i in idx}, frozenset(), 2)[0]
+               for w, idx in zip(workers, assignment)]
+    ray.wait(batches, num_returns=len(batches))
+
+    def attack(self, batches):  # runs inside the aggregator's process, with its state
+        single = ray.get(batches[0])[0]
+        assert self.codec.validate(single.payload, single.payload.size) is None
+        total = self.codec.add(None, single.payload)
+        try:
+            return ray.get(self.decryptor.decrypt.remote(2, [single.hospital], batches,
+                                                         self.codec.seal(total)))
+        except ray.exceptions.RayTaskError as err:
+            return str(err)
+
+    outcome = ray.get(aggregator.__ray_call__.remote(attack, batches))
+    assert isinstance(outcome, str) and "1 contributions, fewer than the 3" in outcome
+    # the decryptor is closed for the run: the honest round is refused too, loudly
+    _, report = aggregator.aggregate.options(num_returns=2).remote(batches, broadcast,
+                                                                   weights, 2)
+    with pytest.raises(ray.exceptions.RayTaskError, match="stopped decrypting"):
+        ray.get(report)
+
+
+def test_nobody_swaps_a_workers_keys_and_a_worker_without_keys_sends_nothing(federation):
+    prepared, assignment, workers, aggregator, _ = federation
+    mine = new_key_set(PRESETS["n4096"])  # keys the driver would know
+    with pytest.raises(ray.exceptions.RayTaskError, match="installed already"):
+        ray.get(workers[0].install_keys.remote(
+            HospitalKeys(mine.secret_context, mine.fingerprint, {}, None)))
+    # the aggregator refuses to run with a secret key
+    with pytest.raises(ray.exceptions.RayTaskError, match="refusing to run"):
+        ray.get(aggregator.configure.remote(prepared.config, prepared.privacy, 4,
+                                            (mine.secret_context, mine.fingerprint), None))
+    # configured but not provisioned: encoding refuses rather than send in the clear
+    plan = prepared.federation
+    ray.get(workers[0].configure.remote(
+        prepared.config, [plan.hospitals[i] for i in assignment[0]],
+        num_features=plan.num_features, num_classes=plan.num_classes,
+        privacy=prepared.privacy, num_hospitals=4))
+    broadcast = ray.put(RoundBroadcast(np.asarray(prepared.initial), {}))
+    with pytest.raises(ray.exceptions.RayTaskError, match="has not provisioned"):
+        ray.get(workers[0].train.remote(broadcast, {assignment[0][0]: 0.25}, frozenset(), 1))

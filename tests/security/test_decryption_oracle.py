@@ -1,0 +1,171 @@
+"""A malicious aggregator against the decryptor, with real TenSEAL ciphertexts.
+
+The aggregator holds the key-free context (it can load, add, subtract and multiply
+ciphertexts by constants, and make ciphertexts of values it chooses in no key) and a
+line to the decryptor. Every attempt to get more than one round's sum of at least
+min_shares registered contributions must be refused, and after one refusal the
+decryptor decrypts nothing more. Each test would fail if the protection it names were
+missing: without registration, each crafted request here would decrypt.
+"""
+
+import numpy as np
+import pytest
+
+from fedray.crypto import CKKSCodec, EncryptedVector
+from fedray.crypto.ckks import PRESETS, new_key_set, round_to_grid
+from fedray.crypto.release import (
+    DecryptionRefused, Registration, VerifiedDecryption, hospital_key, register_update,
+)
+from fedray.pipeline import Update
+
+MASTER = b"k" * 32
+MIN_SHARES = 3
+VALUES = [np.linspace(-1, 1, 8) * (h + 1) for h in range(4)]  # hospital h's update
+
+
+@pytest.fixture(scope="module")
+def key_set():
+    keys = new_key_set(PRESETS["n4096"])
+    return (CKKSCodec(keys.secret_context, keys.fingerprint),
+            CKKSCodec(keys.public_context, keys.fingerprint), keys)
+
+
+class Federation:
+    """Four hospitals that sent and registered their round-``round_`` updates."""
+
+    def __init__(self, key_set, round_=1):
+        self.hospital, self.aggregator, self.keys = key_set
+        self.decryptor = VerifiedDecryption(codec=self.hospital, master_key=MASTER,
+                                            min_shares=MIN_SHARES, rounding_bits=20)
+        self.round_ = round_
+        self.updates = self.send(round_)
+
+    def send(self, round_):
+        updates = [Update(h, self.hospital.encode(v), round_) for h, v in enumerate(VALUES)]
+        self.decryptor.register([register_update(u, hospital_key(MASTER, u.hospital))
+                                 for u in updates])
+        return updates
+
+    def sum_of(self, updates):
+        total = None
+        for u in updates:
+            total = self.aggregator.add(total, u.payload)
+        return self.aggregator.seal(total)
+
+    def honest(self, hospitals=(0, 1, 2), round_=None):
+        chosen = [self.updates[h] for h in hospitals]
+        return self.decryptor.decrypt(round_ or self.round_, chosen, self.sum_of(chosen))
+
+    def loaded(self, payload):
+        return self.aggregator._load(payload)  # what the aggregator can compute with
+
+
+def _refused(federation, *request, match=""):
+    with pytest.raises(DecryptionRefused, match=match):
+        federation.decryptor.decrypt(*request)
+    with pytest.raises(DecryptionRefused, match="stopped decrypting when it refused round"):  # and stays closed
+        federation.honest()
+
+
+def test_the_honest_sum_is_all_that_is_released_and_only_rounded(key_set):
+    federation = Federation(key_set)
+    released = federation.honest((0, 1, 3))
+    expected = VALUES[0] + VALUES[1] + VALUES[3]
+    np.testing.assert_array_equal(released, round_to_grid(released, 20))
+    assert np.max(np.abs(released - expected)) < 2.0 ** -20
+
+
+def test_a_single_update_is_refused(key_set):
+    federation = Federation(key_set)
+    single = federation.updates[0]
+    _refused(federation, 1, [single], single.payload, match="fewer than the 3")
+
+
+def test_a_single_update_passed_off_as_a_sum_is_refused(key_set):
+    federation = Federation(key_set)
+    named = federation.updates[:3]
+    _refused(federation, 1, named, federation.updates[0].payload, match="not the sum")
+
+
+def test_fewer_than_min_shares_is_refused_even_if_honestly_summed(key_set):
+    federation = Federation(key_set)
+    two = federation.updates[:2]
+    _refused(federation, 1, two, federation.sum_of(two), match="2 contributions")
+
+
+def test_a_difference_of_sums_is_refused(key_set):
+    federation = Federation(key_set)
+    bigger, smaller = federation.updates[:4], federation.updates[1:4]
+    difference = [a - b for a, b in zip(federation.loaded(federation.sum_of(bigger)),
+                                        federation.loaded(federation.sum_of(smaller)))]
+    claimed = EncryptedVector(federation.hospital.fingerprint, 8,
+                              tuple(p.serialize() for p in difference))
+    _refused(federation, 1, bigger, claimed, match="not the sum")
+
+
+def test_a_second_sum_in_the_same_round_is_refused(key_set):
+    # the difference of two honest sums would give hospital 0's update away
+    federation = Federation(key_set)
+    federation.honest((0, 1, 2, 3))
+    _refused(federation, 1, federation.updates[1:4], federation.sum_of(federation.updates[1:4]),
+             match="not after the last decrypted round")
+
+
+def test_a_replayed_round_is_refused(key_set):
+    federation = Federation(key_set)
+    federation.honest()
+    old = federation.updates
+    federation.updates = federation.send(2)
+    # round 1's updates presented again as round 2's: round 2 registered other ciphertexts
+    stale = [Update(u.hospital, u.payload, 2) for u in old[:3]]
+    _refused(federation, 2, stale, federation.sum_of(stale), match="not the one it registered")
+
+
+def test_a_ciphertext_added_to_itself_k_times_is_refused(key_set):
+    # (no key needed) doubling k times multiplies the CKKS error by 2^k: a decryption
+    # of it would leak key bits that rounding no longer hides
+    federation = Federation(key_set)
+    parts = federation.loaded(federation.updates[0].payload)
+    for _ in range(10):
+        parts = [p + p for p in parts]
+    amplified = EncryptedVector(federation.hospital.fingerprint, 8,
+                                tuple(p.serialize() for p in parts))
+    _refused(federation, 1, federation.updates[:3], amplified, match="not the sum")
+
+
+def test_counting_one_hospital_several_times_is_refused(key_set):
+    federation = Federation(key_set)
+    thrice = [federation.updates[0]] * 3
+    _refused(federation, 1, thrice, federation.sum_of(thrice), match="counted twice")
+
+
+def test_a_foreign_key_sets_ciphertext_is_refused(key_set):
+    # a ciphertext made under a key the aggregator knows (or crafted, c1 chosen) in a
+    # decryption would be a key-recovery oracle: decrypting (c0, c1) reveals c0 + c1·s
+    federation = Federation(key_set)
+    other = new_key_set(PRESETS["n4096"])
+    foreign = CKKSCodec(other.secret_context, federation.hospital.fingerprint).encode(VALUES[0])
+    forged = [Update(0, foreign, 1), *federation.updates[1:3]]
+    _refused(federation, 1, forged, federation.sum_of(forged), match="not the one it registered")
+
+
+def test_the_aggregator_cannot_register_for_a_hospital(key_set):
+    federation = Federation(key_set, round_=1)
+    update = Update(0, federation.updates[1].payload, 2)  # hospital 1's ciphertext as 0's
+    forged = register_update(update, b"a key the aggregator made up" + b"\0" * 4)
+    with pytest.raises(DecryptionRefused, match="not signed with that hospital's key"):
+        federation.decryptor.register([forged])
+    replay = Registration(0, 2, update.payload.digest(), b"\0" * 32)
+    with pytest.raises(DecryptionRefused, match="not signed"):
+        federation.decryptor.register([replay])
+    # round 1's genuine registrations cannot be moved to round 2 either: the round is signed
+    genuine = register_update(federation.updates[0], hospital_key(MASTER, 0))
+    with pytest.raises(DecryptionRefused, match="not signed"):
+        federation.decryptor.register([Registration(0, 2, genuine.digest, genuine.tag)])
+
+
+def test_a_hospital_registers_once_per_round(key_set):
+    federation = Federation(key_set)
+    again = register_update(federation.updates[0], hospital_key(MASTER, 0))
+    with pytest.raises(DecryptionRefused, match="second update"):
+        federation.decryptor.register([again])
