@@ -39,7 +39,7 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="fedray_schema", node=hydra_schema(SimulationConfig))
     for group, cls in SECTIONS.items():
-        if group not in ("ray", "availability", "faults"):  # at the root: no `dataset=schema`
+        if group not in ("ray", "availability", "faults", "audit"):  # at the root: no `dataset=schema`
             store.store(name=f"schema_{group}", node=hydra_schema(cls))
 
 

@@ -368,6 +368,41 @@ class RayConfig:
             _positive_int("num_cpus", self.num_cpus)
 
 
+AUDIT_ATTACKS = ("inversion", "membership", "canary")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Privacy audits run with the simulation (docs/privacy.md, "Auditing"); the CLI
+    composes them: ``audit=[inversion,membership,canary]``. ``target``: the hospital
+    whose first update the aggregator inverts and which holds the canaries;
+    ``canaries``: how many canary records (each in with probability 1/2)."""
+
+    inversion: bool = False
+    membership: bool = False
+    canary: bool = False
+    canaries: int = 200
+    target: int = 0
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        for key in AUDIT_ATTACKS:
+            _require(isinstance(getattr(self, key), bool), key, getattr(self, key),
+                     "must be true or false")
+        _require(isinstance(self.canaries, int) and not isinstance(self.canaries, bool)
+                 and self.canaries >= 8 and self.canaries % 4 == 0, "canaries", self.canaries,
+                 "must be a multiple of 4, at least 8 (a quarter of them are guessed in, a "
+                 "quarter out)")
+        _require(isinstance(self.target, int) and not isinstance(self.target, bool)
+                 and self.target >= 0, "target", self.target, "must be a hospital index >= 0")
+        _require(isinstance(self.confidence, float) and 0.5 <= self.confidence < 1,
+                 "confidence", self.confidence, "must be in [0.5, 1)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.inversion or self.membership or self.canary
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """One federated run. Top-level keys are the public CLI names."""
@@ -381,6 +416,7 @@ class SimulationConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     num_rounds: int = 20
     num_clients: int = 4  # for partitions that choose the count (not 'natural')
     fraction_per_round: float = 1.0
@@ -521,6 +557,7 @@ SECTIONS: dict[str, type] = {
     "ray": RayConfig,
     "availability": AvailabilityConfig,
     "faults": FaultsConfig,
+    "audit": AuditConfig,
 }
 
 
@@ -550,6 +587,11 @@ def config_to_dict(config: SimulationConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+# Sections whose Hydra group options compose (audit=[membership,canary]): each option
+# sets one flag, so the defaults must come from the root schema, not from the options.
+TYPED_AT_ROOT = ("audit",)
+
+
 def hydra_schema(cls: type) -> type:
     """A mutable twin of a frozen config dataclass for Hydra's ConfigStore.
 
@@ -559,7 +601,10 @@ def hydra_schema(cls: type) -> type:
     """
     fields = []
     for f in dataclasses.fields(cls):
-        if f.name in SECTIONS:
+        if f.name in TYPED_AT_ROOT:  # its group's options only set flags on these defaults
+            nested = hydra_schema(SECTIONS[f.name])
+            fields.append((f.name, nested, field(default_factory=nested)))
+        elif f.name in SECTIONS:
             fields.append((f.name, Any, field(default=None)))
         elif f.default is not dataclasses.MISSING:
             fields.append((f.name, f.type, field(default=f.default)))

@@ -47,6 +47,7 @@ class Hospital:
         device: str = "cpu", ledger: Optional[PrivacyLedger] = None,
         party: Optional[PartyPlan] = None, secure_rng: bool = False,
         self_sample_rate: Optional[float] = None, strategy_state: Optional[State] = None,
+        planned_train: Optional[int] = None,
     ) -> None:
         """``self_sample_rate`` (distributed DP): the hospital puts its data into a
         round with this probability, by its own coin, and otherwise sends a zero update
@@ -55,6 +56,8 @@ class Hospital:
         self.index = index
         self.name = data.name
         self.num_train = data.num_train
+        # the record count the privacy plan used (audit canaries come on top of it)
+        self.planned_train = planned_train
         self.num_test = data.num_test
         self._x_train = torch.as_tensor(data.x_train, device=device)
         self._y_train = torch.as_tensor(data.y_train, device=device)
@@ -191,6 +194,7 @@ class Hospital:
             sample_rate=self.party.sample_rate, steps=self.party.steps_per_round,
             sampling_generator=sampling, noise_generator=noise, accountant=accountant,
             strategy=strategy, round_=round_, secure_mode=self._randomness.secure,
+            planned_records=self.planned_train,
         )
         for sigma, rate, steps in accountant.history:
             if (sigma, rate) != (self.ledger.noise_multiplier, self.ledger.sample_rate):

@@ -379,7 +379,27 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
     summary["model_sha256"] = hashlib.sha256(
         np.ascontiguousarray(final_vector).tobytes()).hexdigest()
     summary["resumed_from_round"] = None if resume is None else resume["round"]
+    if config.audit.enabled:
+        summary["audit"] = _audit(config, prepared, record, summary, final_vector, aggregator)
     return Finished(summary, record.log.frame(), final_vector)
+
+
+def _audit(config: SimulationConfig, prepared: Prepared, record: RunRecord,
+           summary: dict[str, Any], final_vector: np.ndarray, aggregator: Any
+           ) -> dict[str, Any]:
+    """audit.*: the attacks of fedray/audit/, beside the ε of the party they target
+    (the target hospital's own ledger, or the run's)."""
+    from fedray.audit.run import run_audit
+
+    start = time.perf_counter()
+    target = config.audit.target
+    epsilon = (record.epsilon.get(target) if prepared.privacy.mechanism.per_hospital
+               else summary.get("epsilon"))
+    view = ray.get(aggregator.inversion_view.remote()) if config.audit.inversion else None
+    audit = run_audit(config, prepared.federation, prepared.initial, final_vector,
+                      inversion_view=view, epsilon=epsilon, delta=summary.get("delta"))
+    audit["seconds"] = time.perf_counter() - start
+    return audit
 
 
 def _cross_evaluate(actors: list[Any]) -> dict[int, dict[int, EvalStats]]:

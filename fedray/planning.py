@@ -37,6 +37,9 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
     if config.min_clients > len(federation.hospitals):
         raise ConfigError("min_clients", config.min_clients,
                           f"must be <= the number of hospitals ({len(federation.hospitals)})")
+    if config.audit.enabled and config.audit.target >= len(federation.hospitals):
+        raise ConfigError("audit.target", config.audit.target,
+                          f"must be a hospital index < {len(federation.hospitals)}")
     model = build_model(config.model, num_features=federation.num_features,
                         num_classes=federation.num_classes)
     privacy = make_privacy_plan(config, train_sizes=federation.train_sizes, model=model)

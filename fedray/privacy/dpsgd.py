@@ -6,7 +6,7 @@ optimizer's step hook — so the ε reported is exactly what was run."""
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ class DPSGDTrainer:
         self, x: torch.Tensor, y: torch.Tensor, *, noise_multiplier: float, sample_rate: float,
         steps: int, sampling_generator: torch.Generator, noise_generator: torch.Generator,
         accountant: object, strategy: Strategy, round_: ClientRound, secure_mode: bool = False,
+        planned_records: Optional[int] = None,
     ) -> float:
         """Runs ``steps`` DP-SGD steps in place; the accountant records each one. The
         strategy's gradient terms (FedProx, SCAFFOLD) are added after Opacus has
@@ -40,8 +41,10 @@ class DPSGDTrainer:
             torch.optim.SGD(params, lr=self.lr),
             noise_multiplier=noise_multiplier, max_grad_norm=self.clip,
             # the mean's denominator is q·n: the batch size, or the whole hospital when
-            # q is capped at 1 for a hospital smaller than a batch
-            expected_batch_size=max(1, round(sample_rate * len(y))),
+            # q is capped at 1 for a hospital smaller than a batch. n is the planned count
+            # (a constant of the mechanism): audit canaries added to the records must not
+            # change it, or the output's scale would depend on how many are in.
+            expected_batch_size=max(1, round(sample_rate * (planned_records or len(y)))),
             generator=noise_generator, secure_mode=secure_mode,
         )
         optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))

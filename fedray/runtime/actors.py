@@ -13,6 +13,7 @@ import torch
 
 from fedray.config import SimulationConfig
 from fedray.crypto import AwaitingKeys, make_codec
+from fedray.audit.inversion import invert_first_layer
 from fedray.crypto.release import register_update
 from fedray.data import FederationPlan, HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
@@ -73,7 +74,9 @@ class HospitalWorker:
                                 lr=config.lr)
                    if privacy.mechanism.trains_records_privately else None),
         )
-        datasets = build_hospitals(config.dataset, plans, seed=config.seed)
+        datasets = [_with_canaries(config, plan.index, data, num_classes)
+                    for plan, data in zip(plans, build_hospitals(config.dataset, plans,
+                                                                 seed=config.seed))]
         self.keys: Optional[HospitalKeys] = None
         self._codec_settings = (config.encryption, num_hospitals)
         codec: Any = AwaitingKeys() if config.encryption.enabled else make_codec(
@@ -87,6 +90,7 @@ class HospitalWorker:
                                          codec=codec),
                 secure_rng=privacy.secure_rng,
                 strategy_state=strategy.init_client_state(initial, num_trainable(model)),
+                planned_train=len(plan.train_rows),
                 **_privacy_state(privacy, plan.index),
             )
             for plan, data in zip(plans, datasets)
@@ -202,6 +206,11 @@ class AggregatorWorker:
         strategy = build_strategy(config.strategy)
         model = build_model(config.model, num_features=num_features, num_classes=num_classes)
         self.layout = upload_layout(strategy, model, num_hospitals)
+        # audit.inversion: the first update of the target hospital, as it arrived here
+        self.inversion_target = config.audit.target if config.audit.inversion else None
+        self.inversion_payload: Any = None
+        first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        self.first_layer = (first.in_features, first.out_features)
         self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
         # Under encryption the decryptor releases no sum of fewer than min_clients
         # contributions (a smaller request would stop the run), so none is asked for.
@@ -248,6 +257,9 @@ class AggregatorWorker:
             except ray.exceptions.RayError as err:  # a crashed actor or hospital
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
+        if self.inversion_payload is None and self.inversion_target is not None:
+            self.inversion_payload = next((u.payload for u in updates
+                                           if u.hospital == self.inversion_target), None)
         decode = None
         if self.decryptor is not None:  # the decryptor checks the sum against what it reads
             decode = lambda total, summed: ray.get(self.decryptor.decrypt.remote(  # noqa: E731
@@ -266,6 +278,19 @@ class AggregatorWorker:
             seconds={**result.seconds, "receive": received},
         )
         return result.broadcast, report
+
+    def inversion_view(self) -> dict[str, Any]:
+        """audit.inversion, run where the attacker sits: analytic inversion of the
+        target's first update as this aggregator received it (candidate records), or
+        nothing when it received ciphertexts."""
+        payload = self.inversion_payload
+        if payload is None:
+            return {"view": "nothing received", "candidates": None}
+        if not isinstance(payload, np.ndarray):
+            return {"view": "ciphertext", "candidates": None}
+        inputs, outputs = self.first_layer
+        return {"view": "plaintext",
+                "candidates": invert_first_layer(payload, inputs=inputs, outputs=outputs)}
 
     def state_dict(self) -> dict[str, Any]:
         noise = self._noise_randomness
@@ -336,6 +361,21 @@ def _configure(
         for call, worker, indices in zip(configure, workers, hosted)
     ]
     return workers, aggregator, placed, reconfigure
+
+
+def _with_canaries(config: SimulationConfig, index: int, data: HospitalData,
+                   num_classes: int) -> HospitalData:
+    """audit.canary: the target hospital trains on its records plus the included
+    canaries (fedray/audit/canary.py). Planned sizes, weights and DP-SGD's sample rate
+    stay those of its own records, so the mechanism is the one the accountant priced."""
+    if not (config.audit.canary and index == config.audit.target):
+        return data
+    from fedray.audit.run import canaries_for
+
+    features, labels, included = canaries_for(config, data.x_train, num_classes)
+    return dataclasses.replace(
+        data, x_train=np.concatenate([data.x_train, features[included]]),
+        y_train=np.concatenate([data.y_train, labels[included].astype(data.y_train.dtype)]))
 
 
 def _configure_and_provision(configure: Callable[[], ray.ObjectRef], authority: Any,
