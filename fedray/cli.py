@@ -88,9 +88,35 @@ def format_result(result: "Result") -> str:
     if encryption["name"] != "none" and encryption["bytes_per_parameter"] is not None:
         lines.append(f"encryption={encryption['name']} ({encryption['preset']}): "
                      f"{encryption['bytes_per_parameter']:.1f} bytes/parameter uploaded")
+    lines.extend(_audit_lines(s.get("audit")))
     if result.output_dir is not None:
         lines.append(f"outputs: {result.output_dir}")
     return "\n".join(lines)
+
+
+def _audit_lines(audit: Optional[dict]) -> list[str]:
+    """audit.*: one line per attack (the whole record is in summary.json → audit)."""
+    if not audit:
+        return []
+    lines = [f"audit (target {audit['target_hospital']}):"]
+    if "inversion" in audit:
+        inv = audit["inversion"]
+        found = ("" if inv.get("best_relative_error") is None else
+                 f", best candidate {inv['best_relative_error']:.3g} relative error, "
+                 f"{inv['records_recovered']} records recovered")
+        lines.append(f"  inversion: the aggregator saw {inv['view']}{found}")
+    if "membership" in audit:
+        m = audit["membership"]
+        lines.append(f"  membership: AUC {m['loss']['auc']:.3f} (loss), "
+                     f"{m['calibrated']['auc']:.3f} (calibrated), advantage "
+                     f"{m['calibrated']['advantage']:.3f}")
+    if "canary" in audit:
+        c = audit["canary"]
+        claimed = ("no ε claimed" if c["epsilon_accountant"] is None
+                   else f"accountant's ε {c['epsilon_accountant']:.3f}")
+        lines.append(f"  canaries: {c['correct']}/{c['guesses']} guesses right, empirical ε "
+                     f"≥ {c['epsilon_lower_bound']:.3f} at {c['confidence']:.0%} ({claimed})")
+    return lines
 
 
 def compose(overrides: list[str]) -> SimulationConfig:

@@ -96,12 +96,17 @@ CONFIG = [
     (['privacy=dpsgd', 'model=mlp', 'model.batchnorm=true'],
      'model.batchnorm=True: BatchNorm mixes the records'),
     (['dataset=synthetic'], "partition.name='natural': dataset synthetic has no"),
+    (['audit=canary', 'audit.canaries=10'], 'audit.canaries=10: must be a multiple of 4'),
+    (['audit=canary', 'audit.confidence=1.0'], 'audit.confidence=1.0: must be in [0.5, 1)'),
+    (['audit=canary', 'audit.target=-1'], 'audit.target=-1: must be a hospital index'),
+    (['audit=leak'], "audit='leak': must be one of canary, inversion, membership, none"),
 ]
 
 DATA = [
     (['dataset=synthetic', 'partition=iid', 'num_clients=1000'],
      'num_clients=1000: 1000 hospitals x 4'),
     (['privacy=dpsgd', 'privacy.delta=0.05'], 'privacy.delta=0.05: must be < 1/(records'),
+    (['audit=inversion', 'audit.target=4'], 'audit.target=4: must be a hospital index < 4'),
 ]
 
 

@@ -67,7 +67,10 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
         view = inversion_view or {"view": "nothing received"}
         scored: dict[str, Any] = {"view": view["view"]}
         if view.get("candidates") is not None:
-            scored.update(score_reconstruction(view["candidates"],
-                                               hospitals[audit.target].x_train))
+            records = hospitals[audit.target].x_train
+            if audit.canary:  # the target trained on its included canaries too
+                features, _, included = canaries_for(config, records, federation.num_classes)
+                records = np.concatenate([records, features[included]])
+            scored.update(score_reconstruction(view["candidates"], records))
         result["inversion"] = scored
     return result

@@ -56,6 +56,8 @@ def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
     row.update(hospitals=len(summary["clients"]), status="ok", error=None)
     row.update({key: summary.get(key) for key in RESULT_KEYS if key != "epsilon_spent"})
     row["epsilon_spent"] = summary.get("epsilon")
+    if summary.get("audit"):  # audit.canary.epsilon_lower_bound, audit.membership.…
+        row.update(_flatten(summary["audit"], "audit."))
     return row
 
 
