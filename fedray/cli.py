@@ -104,6 +104,8 @@ def _audit_lines(audit: Optional[dict]) -> list[str]:
         found = ("" if inv.get("best_relative_error") is None else
                  f", best candidate {inv['best_relative_error']:.3g} relative error, "
                  f"{inv['records_recovered']} records recovered")
+        if inv.get("dlg") and inv["dlg"]["best_relative_error"] is not None:
+            found += f"; optimisation-based: {inv['dlg']['best_relative_error']:.3g}"
         lines.append(f"  inversion: the aggregator saw {inv['view']}{found}")
     if "membership" in audit:
         m = audit["membership"]

@@ -376,7 +376,8 @@ class AuditConfig:
     """Privacy audits run with the simulation (docs/privacy.md, "Auditing"); the CLI
     composes them: ``audit=[inversion,membership,canary]``. ``target``: the hospital
     whose first update the aggregator inverts and which holds the canaries;
-    ``canaries``: how many canary records (each in with probability 1/2)."""
+    ``canaries``: how many canary records (each in with probability 1/2);
+    ``dlg_iterations``: optimisation-based inversion beside the analytic one."""
 
     inversion: bool = False
     membership: bool = False
@@ -384,6 +385,7 @@ class AuditConfig:
     canaries: int = 200
     target: int = 0
     confidence: float = 0.95
+    dlg_iterations: int = 300  # optimisation-based inversion's steps per restart (0: off)
 
     def __post_init__(self) -> None:
         for key in AUDIT_ATTACKS:
@@ -395,6 +397,9 @@ class AuditConfig:
                  "quarter out)")
         _require(isinstance(self.target, int) and not isinstance(self.target, bool)
                  and self.target >= 0, "target", self.target, "must be a hospital index >= 0")
+        _require(isinstance(self.dlg_iterations, int) and not isinstance(self.dlg_iterations, bool)
+                 and self.dlg_iterations >= 0, "dlg_iterations", self.dlg_iterations,
+                 "must be an integer >= 0 (0: analytic inversion only)")
         _require(isinstance(self.confidence, float) and 0.5 <= self.confidence < 1,
                  "confidence", self.confidence, "must be in [0.5, 1)")
 

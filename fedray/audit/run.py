@@ -72,5 +72,7 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
                 features, _, included = canaries_for(config, records, federation.num_classes)
                 records = np.concatenate([records, features[included]])
             scored.update(score_reconstruction(view["candidates"], records))
+            if view.get("dlg_candidates") is not None:
+                scored["dlg"] = score_reconstruction(view["dlg_candidates"], records)
         result["inversion"] = scored
     return result

@@ -13,6 +13,7 @@ import torch
 
 from fedray.config import SimulationConfig
 from fedray.crypto import AwaitingKeys, make_codec
+from fedray.audit.dlg import dlg_invert
 from fedray.audit.inversion import invert_first_layer
 from fedray.crypto.release import register_update
 from fedray.data import FederationPlan, HospitalData, HospitalPlan, build_hospitals
@@ -209,6 +210,8 @@ class AggregatorWorker:
         # audit.inversion: the first update of the target hospital, as it arrived here
         self.inversion_target = config.audit.target if config.audit.inversion else None
         self.inversion_payload: Any = None
+        self.inversion_start: Optional[np.ndarray] = None  # the global model it started from
+        self.attack = (model, config.batch_size, config.audit.dlg_iterations, config.seed)
         first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
         self.first_layer = (first.in_features, first.out_features)
         self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
@@ -260,6 +263,7 @@ class AggregatorWorker:
         if self.inversion_payload is None and self.inversion_target is not None:
             self.inversion_payload = next((u.payload for u in updates
                                            if u.hospital == self.inversion_target), None)
+            self.inversion_start = np.array(broadcast.global_vector)
         decode = None
         if self.decryptor is not None:  # the decryptor checks the sum against what it reads
             decode = lambda total, summed: ray.get(self.decryptor.decrypt.remote(  # noqa: E731
@@ -289,8 +293,13 @@ class AggregatorWorker:
         if not isinstance(payload, np.ndarray):
             return {"view": "ciphertext", "candidates": None}
         inputs, outputs = self.first_layer
+        model, batch_size, iterations, seed = self.attack
+        dlg = (dlg_invert(model, self.inversion_start, payload, num_records=batch_size,
+                          num_features=inputs, iterations=iterations, seed=seed)
+               if iterations and self.inversion_start is not None else None)
         return {"view": "plaintext",
-                "candidates": invert_first_layer(payload, inputs=inputs, outputs=outputs)}
+                "candidates": invert_first_layer(payload, inputs=inputs, outputs=outputs),
+                "dlg_candidates": dlg}
 
     def state_dict(self) -> dict[str, Any]:
         noise = self._noise_randomness
