@@ -93,7 +93,7 @@ def verified_decryption_costs(size: int = 100_000, repeats: int = 5) -> None:
             decryptor = VerifiedDecryption(codec=hospital, master_key=master,
                                            min_shares=HOSPITALS, rounding_bits=20)
             start = time.perf_counter()
-            registrations = [register_update(u, hospital_key(master, u.hospital))
+            registrations = [register_update(u, hospital_key(master, u.hospital), bytes(32))
                              for u in updates]
             timings["register"].append((time.perf_counter() - start) / HOSPITALS)
             decryptor.register(registrations)

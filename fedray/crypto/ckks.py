@@ -120,17 +120,6 @@ class EncryptedVector:
     def nbytes(self) -> int:
         return sum(len(c) for c in self.ciphertexts) + len(self.key_fingerprint)
 
-    def digest(self) -> bytes:
-        """SHA-256 over everything the aggregator adds: fingerprint, size, each part.
-        Homomorphic addition and serialisation are deterministic, so equal digests
-        mean the same ciphertexts, bit for bit (docs/encryption.md)."""
-        h = hashlib.sha256(b"ckks|%s|%d|%d" % (self.key_fingerprint.encode(), self.size,
-                                               len(self.ciphertexts)))
-        for part in self.ciphertexts:
-            h.update(len(part).to_bytes(8, "little"))
-            h.update(part)
-        return h.digest()
-
 
 class CKKSCodec:
     """Encrypts, validates, adds and (with the secret key) decrypts flat vectors."""

@@ -10,7 +10,6 @@ only error is the quantisation itself, range/2^bits per value — far below DP n
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -122,10 +121,6 @@ class PackedVector:
     @property
     def nbytes(self) -> int:
         return self.inner.nbytes
-
-    def digest(self) -> bytes:
-        return hashlib.sha256(b"packed|%d|%d|" % (self.size, self.count)
-                              + self.inner.digest()).digest()
 
 
 class PackedCKKSCodec:

@@ -2,16 +2,19 @@
 it has checked is made of at least ``min_shares`` contributions the hospitals
 registered themselves (docs/encryption.md, "Verified decryption").
 
-A hospital registers the digest of the ciphertext it sent for a round directly with
-the decryptor, signed with its own registration key (an HMAC key derived from a
-secret of the key authority; the aggregator holds none, so it cannot register a
-contribution of its own, such as a ciphertext of values it chose). To decrypt, the
-aggregator names the round and the contributions it summed and sends its sum. The
-decryptor checks each contribution against its registration, sums them itself and
-compares that with the aggregator's sum bit for bit (homomorphic addition is exact
-modular arithmetic, so an honest sum is identical), then decrypts its own sum, once.
-Any refusal means the aggregator left the protocol: nothing more is decrypted in
-that run (fail closed).
+A hospital registers, directly with the decryptor, the digest of the ciphertext it
+sent for a round and the digest of the global model it trained from, signed with its
+own registration key (an HMAC key derived from a secret of the key authority; the
+aggregator holds none, so it cannot register a contribution of its own, such as a
+ciphertext of values it chose). To decrypt, the aggregator names the round and the
+contributions it summed and sends its sum. The decryptor checks each contribution
+against its registration, that all of them trained from one model it has not seen in
+an earlier decrypted round, sums them itself and compares that with the aggregator's
+sum bit for bit (homomorphic addition is exact modular arithmetic, so an honest sum
+is identical), then decrypts its own sum, once. Anything the aggregator sends is data
+of exact types, read field by field: no method of an object it made is ever called.
+Any refusal, or any error on the way, means the aggregator left the protocol:
+nothing more is decrypted in that run (fail closed).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from fedray.crypto.ckks import CKKSCodec, round_to_grid
+from fedray.crypto.ckks import CKKSCodec, EncryptedVector, round_to_grid
+from fedray.crypto.packing import PackedVector
+from fedray.pipeline import Update
 
 REGISTRATION_KEY_BYTES = 32
 
@@ -38,8 +43,39 @@ class Registration:
 
     hospital: int
     round_: int
-    digest: bytes  # of the payload (EncryptedVector.digest)
+    digest: bytes  # of the payload (payload_digest)
+    model: bytes  # of the broadcast it trained from (model_digest)
     tag: bytes  # HMAC-SHA256 under the hospital's own registration key
+
+
+def payload_digest(payload: Any) -> Optional[bytes]:
+    """SHA-256 over everything the aggregator adds (fingerprint, sizes, every part,
+    length-prefixed), or None when ``payload`` is not exactly an EncryptedVector or a
+    PackedVector of one (subclasses refused: their methods could say anything)."""
+    if type(payload) is PackedVector:
+        inner = payload_digest(payload.inner)
+        if inner is None or type(payload.size) is not int or type(payload.count) is not int:
+            return None
+        return hashlib.sha256(b"packed|%d|%d|" % (payload.size, payload.count) + inner).digest()
+    if (type(payload) is not EncryptedVector or type(payload.key_fingerprint) is not str
+            or type(payload.size) is not int or type(payload.ciphertexts) is not tuple
+            or not all(type(part) is bytes for part in payload.ciphertexts)):
+        return None
+    h = hashlib.sha256(b"ckks|%s|%d|%d" % (payload.key_fingerprint.encode(), payload.size,
+                                           len(payload.ciphertexts)))
+    for part in payload.ciphertexts:
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.digest()
+
+
+def model_digest(global_vector: np.ndarray, extras: dict[str, np.ndarray]) -> bytes:
+    """SHA-256 of a round's broadcast (the global vector and the strategy's vectors)."""
+    h = hashlib.sha256(np.ascontiguousarray(global_vector, dtype=np.float64).tobytes())
+    for name in sorted(extras):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(extras[name], dtype=np.float64).tobytes())
+    return h.digest()
 
 
 def hospital_key(master: bytes, hospital: int) -> bytes:
@@ -48,16 +84,18 @@ def hospital_key(master: bytes, hospital: int) -> bytes:
     return hmac.new(master, b"fedray-registration|%d" % hospital, hashlib.sha256).digest()
 
 
-def _signed(key: bytes, hospital: int, round_: int, digest: bytes) -> bytes:
-    message = b"%d|%d|" % (hospital, round_) + digest
+def _signed(key: bytes, hospital: int, round_: int, digest: bytes, model: bytes) -> bytes:
+    message = b"%d|%d|" % (hospital, round_) + digest + model
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def register_update(update: Any, key: bytes) -> Registration:
-    """The registration of ``update`` (a pipeline Update), signed with ``key``."""
-    digest = update.payload.digest()
-    return Registration(update.hospital, update.round_, digest,
-                        _signed(key, update.hospital, update.round_, digest))
+def register_update(update: Any, key: bytes, model: bytes) -> Registration:
+    """The registration of ``update`` (a pipeline Update) trained from the broadcast
+    whose digest is ``model``, signed with ``key``."""
+    digest = payload_digest(update.payload)
+    assert digest is not None, "a hospital sends an encrypted payload"
+    return Registration(update.hospital, update.round_, digest, model,
+                        _signed(key, update.hospital, update.round_, digest, model))
 
 
 class VerifiedDecryption:
@@ -77,69 +115,92 @@ class VerifiedDecryption:
         self.rounding_bits = rounding_bits
         self.last_round = 0  # the last round decrypted; rounds only go forward
         self.refused: Optional[str] = None  # why it stopped decrypting, once it has
-        self._registered: dict[tuple[int, int], bytes] = {}  # (round, hospital) -> digest
+        # (round, hospital) -> (payload digest, model digest)
+        self._registered: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        self._models_released: set[bytes] = set()  # models of the rounds decrypted
 
-    def register(self, registrations: list[Registration]) -> None:
+    def register(self, registrations: list[Registration]) -> list[int]:
+        """Records the registrations; returns the hospitals whose round was already
+        decrypted (a batch that missed its round: nothing to record, nothing wrong).
+        A registration that is not signed with its hospital's key, or a second one for a
+        hospital and round, is refused."""
+        late = []
         for r in registrations:
             expected = _signed(hospital_key(self._master, r.hospital), r.hospital, r.round_,
-                               r.digest)
+                               r.digest, r.model)
             if not hmac.compare_digest(expected, r.tag):
                 raise DecryptionRefused(f"registration for hospital {r.hospital} in round "
                                         f"{r.round_} is not signed with that hospital's key")
             if r.round_ <= self.last_round:
-                raise DecryptionRefused(f"round {r.round_} is over (round {self.last_round} "
-                                        f"was decrypted): hospital {r.hospital} registers late")
+                late.append(r.hospital)
+                continue
             if (r.round_, r.hospital) in self._registered:
                 raise DecryptionRefused(f"hospital {r.hospital} registered a second update "
                                         f"for round {r.round_}")
-            self._registered[(r.round_, r.hospital)] = r.digest
+            self._registered[(r.round_, r.hospital)] = (r.digest, r.model)
+        return late
 
-    def decrypt(self, round_: int, updates: list[Any], claimed: Any) -> np.ndarray:
+    def decrypt(self, round_: Any, updates: list[Any], claimed: Any) -> np.ndarray:
         """The rounded sum of ``updates`` if they are registered contributions of this
-        round, at least ``min_shares`` of them, and ``claimed`` is exactly their sum;
-        else DecryptionRefused, now and for every later request."""
+        round, at least ``min_shares`` of them, trained from one model not released
+        before, and ``claimed`` is exactly their sum; else DecryptionRefused, now and for
+        every later request."""
         if self.refused is not None:
             raise DecryptionRefused(f"the decryptor stopped decrypting when it refused "
                                     f"{self.refused}")
-        reason = self._refusal(round_, updates)
-        mine = None if reason is not None else self._sum(updates)
-        if reason is None and (mine is None or not hasattr(claimed, "digest")
-                               or claimed.digest() != mine.digest()):
-            reason = "the sum sent is not the sum of the contributions it names"
+        try:
+            reason, model = self._refusal(round_, updates)
+            mine = None if reason is not None else self._sum(updates)
+            if reason is None and (mine is None or payload_digest(claimed) is None
+                                   or payload_digest(claimed) != payload_digest(mine)):
+                reason = "the sum sent is not the sum of the contributions it names"
+        except Exception as err:  # noqa: BLE001 - anything odd the aggregator sent
+            reason, mine = f"a malformed request ({type(err).__name__})", None
         if reason is not None:
-            self.refused = f"round {round_} ({reason})"
-            raise DecryptionRefused(f"decryption of round {round_} refused: {reason}; "
+            self.refused = f"round {round_!r} ({reason})"
+            raise DecryptionRefused(f"decryption of round {round_!r} refused: {reason}; "
                                     f"nothing more is decrypted this run")
         self.last_round = round_
+        self._models_released.add(model)
         self._registered = {k: v for k, v in self._registered.items() if k[0] > round_}
         if isinstance(self.codec, CKKSCodec):
             return round_to_grid(self.codec.decode(mine), self.rounding_bits)
         return self.codec.decode(mine)  # packed: slots are rounded to integers already
 
-    def _refusal(self, round_: int, updates: list[Any]) -> Optional[str]:
-        if round_ <= self.last_round:
-            return f"round {round_} is not after the last decrypted round, {self.last_round}"
+    def _refusal(self, round_: Any, updates: list[Any]) -> tuple[Optional[str], bytes]:
+        if type(round_) is not int or round_ <= self.last_round:
+            return (f"round {round_!r} is not after the last decrypted round, "
+                    f"{self.last_round}"), b""
+        if type(updates) is not list or any(type(u) is not Update for u in updates):
+            return "contributions must come as a list of updates", b""
         hospitals = [u.hospital for u in updates]
-        if len(set(hospitals)) != len(hospitals):
-            return "a hospital's contribution is counted twice"
+        if any(type(h) is not int for h in hospitals) or len(set(hospitals)) != len(hospitals):
+            return "a hospital's contribution is counted twice (or not by its index)", b""
         if len(hospitals) < self.min_shares:
             return (f"{len(hospitals)} contributions, fewer than the {self.min_shares} a "
-                    f"released sum needs")
+                    f"released sum needs"), b""
+        models = set()
         for u in updates:
             registered = self._registered.get((round_, u.hospital))
-            if u.round_ != round_ or registered is None:
-                return f"hospital {u.hospital} registered no update for round {round_}"
-            if not hasattr(u.payload, "digest") or u.payload.digest() != registered:
-                return f"hospital {u.hospital}'s update is not the one it registered"
-        return None
+            if type(u.round_) is not int or u.round_ != round_ or registered is None:
+                return f"hospital {u.hospital} registered no update for round {round_}", b""
+            if payload_digest(u.payload) != registered[0]:
+                return f"hospital {u.hospital}'s update is not the one it registered", b""
+            models.add(registered[1])
+        if len(models) != 1:
+            return "the contributions were trained from different models", b""
+        model = models.pop()
+        if model in self._models_released:
+            # the same model twice would let two sums of one model difference out
+            return "their model was broadcast in an earlier decrypted round", b""
+        return None, model
 
     def _sum(self, updates: list[Any]) -> Optional[Any]:
         """The decryptor's own sum of the checked contributions (None: one does not
         load, which a registered ciphertext from an honest hospital always does)."""
         total = None
         for u in updates:
-            size = getattr(u.payload, "size", -1)
-            if self.codec.validate(u.payload, size) is not None:
+            if self.codec.validate(u.payload, u.payload.size) is not None:
                 return None
             total = self.codec.add(total, u.payload)
         return self.codec.seal(total)

@@ -15,7 +15,7 @@ from fedray.config import SimulationConfig
 from fedray.crypto import AwaitingKeys, make_codec
 from fedray.audit.dlg import dlg_invert
 from fedray.audit.inversion import invert_first_layer
-from fedray.crypto.release import register_update
+from fedray.crypto.release import model_digest, register_update
 from fedray.data import FederationPlan, HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, flatten, num_trainable
@@ -139,8 +139,11 @@ class HospitalWorker:
                 updates.append(update)
             reports.append(report)
         if self.keys is not None and updates:  # before the updates can reach anyone
+            # (a batch past its round's wall-clock timeout registers late: ignored there)
+            model = model_digest(broadcast.global_vector, broadcast.extras)
             ray.get(self.keys.decryptor.register.remote(
-                [register_update(u, self.keys.registration_keys[u.hospital]) for u in updates]))
+                [register_update(u, self.keys.registration_keys[u.hospital], model)
+                 for u in updates]))
         return updates, reports, self.state_dict(list(weights))
 
     def evaluate(self, broadcast: RoundBroadcast, round_: int = 0

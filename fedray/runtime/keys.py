@@ -49,6 +49,10 @@ class KeyAuthority:
     def __init__(self, params: CKKSParameters) -> None:
         self._keys = new_key_set(params)
         self._master = secrets.token_bytes(REGISTRATION_KEY_BYTES)
+        # worker (actor id) -> the hospitals it hosts, and the decryptor the workers
+        # register with: both fixed by the first provision
+        self._federation: Optional[dict[str, tuple[int, ...]]] = None
+        self._decryptor: Optional[Any] = None
 
     def public_context(self) -> tuple[bytes, str]:
         return self._keys.public_context, self._keys.fingerprint
@@ -57,13 +61,23 @@ class KeyAuthority:
                   decryptor: Optional[Any] = None) -> None:
         """Installs the keys in each (hospital worker, hospitals it hosts) and in the
         decryptor, and waits until they are in. Returns nothing: the secret travels
-        from this actor to those, never to the caller."""
+        from this actor to those, never to the caller. The first call fixes the run's
+        workers and decryptor; later calls may only provision one of those workers again
+        with the same hospitals (after Ray restarted it)."""
+        asked = {worker._actor_id.hex(): tuple(hospitals) for worker, hospitals in workers}
+        first = self._federation is None
+        if first:
+            self._federation, self._decryptor = asked, decryptor
+        elif decryptor is not None or any(self._federation.get(w) != h
+                                          for w, h in asked.items()):
+            raise PermissionError("the key authority provisions the run's own workers and "
+                                  "decryptor only, as it first did")
         keys = self._keys
         calls = [worker.install_keys.remote(HospitalKeys(
                      keys.secret_context, keys.fingerprint,
-                     {i: hospital_key(self._master, i) for i in hospitals}, decryptor))
+                     {i: hospital_key(self._master, i) for i in hospitals}, self._decryptor))
                  for worker, hospitals in workers]
-        if decryptor is not None:
+        if first and decryptor is not None:
             calls.append(decryptor.install_keys.remote(
                 DecryptorKeys(keys.secret_context, keys.fingerprint, self._master)))
         ray.get(calls)
@@ -84,17 +98,22 @@ class Decryptor:
             codec=codec, master_key=keys.registration_master, min_shares=self._min_shares,
             rounding_bits=self._encryption.decrypt_rounding_bits)
 
-    def register(self, registrations: list[Registration]) -> None:
-        self._ready().register(registrations)
+    def register(self, registrations: list[Registration]) -> list[int]:
+        return self._ready().register(registrations)
 
     def decrypt(self, round_: int, contributors: list[int], batches: list[ray.ObjectRef],
                 claimed: Any) -> np.ndarray:
         """``batches``: references of the hospital workers' update lists the aggregator
         read (the ciphertexts are read from the object store, not sent again);
         ``contributors``: whose updates in them the aggregator summed into ``claimed``."""
-        wanted = set(contributors)
-        updates = [u for batch in ray.get(list(batches)) for u in batch if u.hospital in wanted]
-        return self._ready().decrypt(round_, updates, claimed)
+        verified = self._ready()
+        try:
+            wanted = {h for h in contributors if type(h) is int}
+            updates: Any = [u for batch in ray.get(list(batches)) for u in batch
+                            if getattr(u, "hospital", None) in wanted]
+        except Exception:  # noqa: BLE001 - refused below, and the decryptor closes
+            updates = None
+        return verified.decrypt(round_, updates, claimed)
 
     def _ready(self) -> VerifiedDecryption:
         if self._verified is None:

@@ -100,7 +100,7 @@ def test_round_proceeds_with_the_valid_updates(keys):
     master = b"m" * 32
     decryptor = VerifiedDecryption(codec=hospital, master_key=master, min_shares=2,
                                    rounding_bits=20)
-    decryptor.register([register_update(u, hospital_key(master, u.hospital))
+    decryptor.register([register_update(u, hospital_key(master, u.hospital), b"m" * 32)
                         for u in (updates[0], updates[2])])  # what 0 and 2 sent
     result = aggregate(updates, broadcast=RoundBroadcast(np.zeros(8, np.float32)),
                        server_state={}, weights={0: 0.5, 1: 0.5, 2: 0.5},

@@ -66,18 +66,28 @@ def _driver_objects() -> list:
 
 def test_the_driver_holds_nothing_to_decrypt_with(federation):
     prepared, assignment, workers, aggregator, reconfigure = federation
+    # a worker configured again (as after Ray restarted it) gets its keys back from the
+    # authority, and an honest round is decrypted
+    ray.get(reconfigure[0]())
     broadcast = ray.put(RoundBroadcast(prepared.initial, {}))
-    trained = [w.train.options(num_returns=3).remote(broadcast, {i: 0.25 for i in idx},
+    weights = {i: 0.25 for i in range(4)}
+    trained = [w.train.options(num_returns=3).remote(broadcast, {i: weights[i] for i in idx},
                                                     frozenset(), 1)
                for w, idx in zip(workers, assignment)]
     ray.get([t[1] for t in trained])
+    _, report = aggregator.aggregate.options(num_returns=2).remote(
+        [t[0] for t in trained], broadcast, weights, 1)
+    assert ray.get(report).released
     objects = _driver_objects()  # the run's handles, updates, reports and states are alive
     assert len(objects) >= 1 + 3 * len(workers)
     assert not any(_holds_secret_key(v) for v in objects)
     # ...while the keys exist: the workers encrypted (and the check itself can see one)
     secret = new_key_set(PRESETS["n4096"]).secret_context
     assert _holds_secret_key({"nested": [secret]})
-    assert reconfigure  # kept alive above: a restart re-provisions through the authority
+    # the authority provisions the run's own workers only, as it first did
+    _, authority, worker, _ = reconfigure[0].args
+    with pytest.raises(ray.exceptions.RayTaskError, match="provisions the run's own"):
+        ray.get(authority.provision.remote([(worker, [0, 1, 2, 3])]))
 
 
 def test_a_malicious_aggregator_gets_no_single_update_decrypted(federation):

@@ -14,11 +14,13 @@ import pytest
 from fedray.crypto import CKKSCodec, EncryptedVector
 from fedray.crypto.ckks import PRESETS, new_key_set, round_to_grid
 from fedray.crypto.release import (
-    DecryptionRefused, Registration, VerifiedDecryption, hospital_key, register_update,
+    DecryptionRefused, Registration, VerifiedDecryption, hospital_key, payload_digest,
+    register_update,
 )
 from fedray.pipeline import Update
 
 MASTER = b"k" * 32
+MODELS = {r: bytes([r]) * 32 for r in range(1, 5)}  # the broadcast digest of each round
 MIN_SHARES = 3
 VALUES = [np.linspace(-1, 1, 8) * (h + 1) for h in range(4)]  # hospital h's update
 
@@ -40,10 +42,10 @@ class Federation:
         self.round_ = round_
         self.updates = self.send(round_)
 
-    def send(self, round_):
+    def send(self, round_, model=None):
         updates = [Update(h, self.hospital.encode(v), round_) for h, v in enumerate(VALUES)]
-        self.decryptor.register([register_update(u, hospital_key(MASTER, u.hospital))
-                                 for u in updates])
+        self.decryptor.register([register_update(u, hospital_key(MASTER, u.hospital),
+                                                 model or MODELS[round_]) for u in updates])
         return updates
 
     def sum_of(self, updates):
@@ -152,20 +154,72 @@ def test_a_foreign_key_sets_ciphertext_is_refused(key_set):
 def test_the_aggregator_cannot_register_for_a_hospital(key_set):
     federation = Federation(key_set, round_=1)
     update = Update(0, federation.updates[1].payload, 2)  # hospital 1's ciphertext as 0's
-    forged = register_update(update, b"a key the aggregator made up" + b"\0" * 4)
+    forged = register_update(update, b"a key the aggregator made up" + b"\0" * 4, MODELS[2])
     with pytest.raises(DecryptionRefused, match="not signed with that hospital's key"):
         federation.decryptor.register([forged])
-    replay = Registration(0, 2, update.payload.digest(), b"\0" * 32)
+    replay = Registration(0, 2, payload_digest(update.payload), MODELS[2], b"\0" * 32)
     with pytest.raises(DecryptionRefused, match="not signed"):
         federation.decryptor.register([replay])
     # round 1's genuine registrations cannot be moved to round 2 either: the round is signed
-    genuine = register_update(federation.updates[0], hospital_key(MASTER, 0))
+    genuine = register_update(federation.updates[0], hospital_key(MASTER, 0), MODELS[1])
     with pytest.raises(DecryptionRefused, match="not signed"):
-        federation.decryptor.register([Registration(0, 2, genuine.digest, genuine.tag)])
+        federation.decryptor.register([Registration(0, 2, genuine.digest, MODELS[1],
+                                                    genuine.tag)])
 
 
 def test_a_hospital_registers_once_per_round(key_set):
     federation = Federation(key_set)
-    again = register_update(federation.updates[0], hospital_key(MASTER, 0))
+    again = register_update(federation.updates[0], hospital_key(MASTER, 0), MODELS[1])
     with pytest.raises(DecryptionRefused, match="second update"):
         federation.decryptor.register([again])
+
+
+def test_a_model_broadcast_twice_cannot_release_two_sums(key_set):
+    # a malicious broadcast: the same model in rounds 1 and 2, so that the sums of
+    # {0, 1, 2, 3} and {1, 2, 3} would difference out to hospital 0's update
+    federation = Federation(key_set)
+    federation.honest((0, 1, 2, 3))
+    federation.updates = federation.send(2, model=MODELS[1])
+    _refused(federation, 2, federation.updates[1:4], federation.sum_of(federation.updates[1:4]),
+             match="broadcast in an earlier decrypted round")
+
+
+def test_contributions_trained_from_different_models_are_refused(key_set):
+    # model inconsistency (Pasquini et al., 2022): one hospital was sent another model
+    federation = Federation(key_set)
+    updates = [Update(h, federation.hospital.encode(v), 2) for h, v in enumerate(VALUES)]
+    federation.decryptor.register([
+        register_update(u, hospital_key(MASTER, u.hospital),
+                        MODELS[3] if u.hospital == 3 else MODELS[2]) for u in updates])
+    named = updates[1:4]
+    _refused(federation, 2, named, federation.sum_of(named), match="different models")
+
+
+def test_objects_that_only_look_right_are_refused(key_set):
+    federation = Federation(key_set)
+
+    class Liar(EncryptedVector):  # its own digest would claim anything
+        pass
+
+    named = federation.updates[:3]
+    honest_sum = federation.sum_of(named)
+    fake = Liar(honest_sum.key_fingerprint, honest_sum.size, honest_sum.ciphertexts)
+    _refused(federation, 1, named, fake, match="not the sum")
+    federation = Federation(key_set)
+
+    class Round(int):  # compares as whatever helps
+        def __le__(self, other):
+            return False
+
+    _refused(federation, Round(1), named, honest_sum, match="not after the last")
+    federation = Federation(key_set)
+    _refused(federation, 1, None, honest_sum, match="a list of updates")
+
+
+def test_a_late_registration_is_ignored_not_an_error(key_set):
+    # a batch that missed its round's wall-clock timeout registers after the decryption
+    federation = Federation(key_set)
+    federation.honest()
+    late = Update(3, federation.hospital.encode(VALUES[3]), 1)
+    assert federation.decryptor.register(
+        [register_update(late, hospital_key(MASTER, 3), MODELS[1])]) == [3]

@@ -53,7 +53,8 @@ def test_encrypted_the_aggregator_gets_only_a_sum_that_inverts_to_no_record():
                                    rounding_bits=20)
     deltas, records = zip(*(_single_record_update(seed) for seed in (1, 2, 3)))
     updates = [Update(h, hospital.encode(d), 1) for h, d in enumerate(deltas)]
-    decryptor.register([register_update(u, hospital_key(master, u.hospital)) for u in updates])
+    decryptor.register([register_update(u, hospital_key(master, u.hospital), b"m" * 32)
+                        for u in updates])
 
     with pytest.raises(PermissionError):  # the aggregator's own context cannot read it
         aggregator.decode(updates[0].payload)
