@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from fedray.crypto import Codec, PlainCodec
+from fedray.messages import HospitalReport, Update  # noqa: F401 (the pipeline's messages)
 from fedray.privacy.mechanisms import add_gaussian_noise, clip_to_norm
 from fedray.privacy.randomness import Randomness
 from fedray.strategies import Strategy
@@ -27,35 +28,6 @@ VectorStep = Callable[[np.ndarray], np.ndarray]
 
 def identity(vector: np.ndarray) -> np.ndarray:
     return vector
-
-
-@dataclass(frozen=True)
-class Update:
-    """What a hospital sends the aggregator: the mechanism's output and nothing else.
-
-    The payload was pre-scaled by the hospital's round weight, a function of public
-    quantities only (training-set sizes, or the fixed 1/(qN) of central and
-    distributed DP) that the aggregator gets from the orchestrator, not from the
-    hospital. Losses, ε, timings and counts are the researcher's diagnostics: they
-    travel in a :class:`HospitalReport` to the driver, never on the aggregator's path."""
-
-    hospital: int
-    payload: Any
-    round_: int = 0  # the round it was made for (public): a replay in a later round is refused
-
-
-@dataclass(frozen=True)
-class HospitalReport:
-    """Simulator diagnostics from one hospital's round: hospital -> driver only."""
-
-    hospital: int
-    train_loss: Optional[float]  # None when it did not train (not sampled, exhausted)
-    seconds: dict[str, float] = field(default_factory=dict)
-    epsilon: Optional[float] = None  # this hospital's ε spent so far (local, DP-SGD)
-    exhausted: bool = False  # budget spent: the hospital sent nothing
-    sampled: bool = True  # distributed: whether its own coin put its data in
-    values_clipped: int = 0  # quantised packing: values outside ±range
-    late: bool = False  # trained, but past the round's (simulated) timeout: update dropped
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 
 from fedray.crypto.ckks import CKKSCodec, EncryptedVector, round_to_grid
 from fedray.crypto.packing import PackedVector
-from fedray.pipeline import Update
+from fedray.messages import Update
 
 REGISTRATION_KEY_BYTES = 32
 

@@ -25,7 +25,7 @@ from fedray.pipeline import (
 )
 from fedray.privacy import RUN, PrivacyPlan, add_gaussian_noise, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
-from fedray.runtime.keys import Decryptor, HospitalKeys, KeyAuthority
+from fedray.runtime.keys import HospitalKeys
 from fedray.runtime.pool import POOL, WarmPool, WorkerShape, actor_count  # noqa: F401 (re-export)
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
@@ -341,14 +341,15 @@ def _configure(
         len(assignment))
     aggregator = pool.aggregator()
     authority = public = decryptor = None
+    decryptor_ready = []
     if config.encryption.enabled:
         # Fresh keys every run. The key authority installs the secret material in the
         # hospital workers and the decryptor itself; the driver holds only handles and
         # the public context's reference, which it passes on to the aggregator.
-        authority = ray.remote(num_cpus=0)(KeyAuthority).remote(config.encryption.parameters)
-        public = authority.public_context.remote()
-        decryptor = ray.remote(num_cpus=0)(Decryptor).remote(
-            config.encryption, len(plan.hospitals), config.min_clients)
+        authority, decryptor = pool.key_roles()
+        public = authority.start_run.remote(config.encryption.parameters)
+        decryptor_ready = [decryptor.start_run.remote(config.encryption, len(plan.hospitals),
+                                                      config.min_clients)]
     pooled = config.strategy.name == "pooled"
     hosted = [indices + ([len(plan.hospitals)] if pooled and a == 0 else [])
               for a, indices in enumerate(assignment)]
@@ -365,7 +366,7 @@ def _configure(
     configured.append(aggregator.configure.remote(
         config, privacy, len(plan.hospitals), public, decryptor,
         num_features=plan.num_features, num_classes=plan.num_classes))
-    placed = ray.get(configured)[:-1]
+    placed = ray.get(configured + decryptor_ready)[:len(workers)]
     if authority is not None:
         ray.get(authority.provision.remote(list(zip(workers, hosted)), decryptor))
     reconfigure = [

@@ -46,15 +46,18 @@ class DecryptorKeys:
 
 
 class KeyAuthority:
-    def __init__(self, params: CKKSParameters) -> None:
+    """Kept warm between runs like the workers (fedray/runtime/pool.py): each run starts
+    with :meth:`start_run`, which makes fresh keys and forgets the last run's."""
+
+    def start_run(self, params: CKKSParameters) -> tuple[bytes, str]:
+        """A fresh key set and registration secret for a run; returns the key-free
+        context (what the aggregator gets) and the key set's fingerprint."""
         self._keys = new_key_set(params)
         self._master = secrets.token_bytes(REGISTRATION_KEY_BYTES)
         # worker (actor id) -> the hospitals it hosts, and the decryptor the workers
-        # register with: both fixed by the first provision
+        # register with: both fixed by the run's first provision
         self._federation: Optional[dict[str, tuple[int, ...]]] = None
         self._decryptor: Optional[Any] = None
-
-    def public_context(self) -> tuple[bytes, str]:
         return self._keys.public_context, self._keys.fingerprint
 
     def provision(self, workers: list[tuple[Any, list[int]]],
@@ -84,10 +87,16 @@ class KeyAuthority:
 
 
 class Decryptor:
-    def __init__(self, encryption: Any, num_hospitals: int, min_shares: int) -> None:
+    """Kept warm between runs: :meth:`start_run` forgets the last run's keys and state;
+    the run's keys are then installed once, by the key authority."""
+
+    def __init__(self) -> None:
+        self._verified: Optional[VerifiedDecryption] = None
+
+    def start_run(self, encryption: Any, num_hospitals: int, min_shares: int) -> None:
         self._encryption, self._num_hospitals = encryption, num_hospitals
         self._min_shares = min_shares
-        self._verified: Optional[VerifiedDecryption] = None
+        self._verified = None
 
     def install_keys(self, keys: DecryptorKeys) -> None:
         if self._verified is not None:  # keys are installed once: nobody swaps them later

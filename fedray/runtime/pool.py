@@ -1,4 +1,5 @@
-"""Warm workers: hospital and aggregator actors kept between the runs of one process.
+"""Warm workers: hospital and aggregator actors (and, under encryption, the key
+authority and the decryptor) kept between the runs of one process.
 
 Starting Ray and worker processes that import torch is most of a short run. A
 multirun (Hydra runs its jobs one after another in one process), a sweep worker on a
@@ -53,6 +54,7 @@ class WarmPool:
         self._group: Any = None
         self._hospital_workers: list[Any] = []
         self._aggregator: Any = None
+        self._key_roles: Optional[tuple[Any, Any]] = None  # key authority, decryptor
         self._runs_served = 0  # by the current hospital workers
         self.reused = False  # whether the last run got workers an earlier run had used
 
@@ -99,13 +101,25 @@ class WarmPool:
             self._aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote()
         return self._aggregator
 
+    def key_roles(self) -> tuple[Any, Any]:
+        """The key authority and the decryptor (encryption=ckks), no CPU each; a run
+        starts both afresh (``start_run``) but not their processes."""
+        self._forget_if_new_session()
+        if self._key_roles is None:
+            from fedray.runtime.keys import Decryptor, KeyAuthority
+
+            self._key_roles = (ray.remote(num_cpus=0)(KeyAuthority).remote(),
+                               ray.remote(num_cpus=0)(Decryptor).remote())
+        return self._key_roles
+
     def discard(self) -> None:
         """Drops every worker (one died, a run failed half-way, Ray is going): the next
         run starts fresh ones."""
         self._release_hospital_workers()
-        if self._aggregator is not None:
-            _kill(self._aggregator)
-        self._aggregator = None
+        for actor in [self._aggregator, *(self._key_roles or ())]:
+            if actor is not None:
+                _kill(actor)
+        self._aggregator, self._key_roles = None, None
 
     def _release_hospital_workers(self) -> None:
         for worker in self._hospital_workers:
@@ -123,7 +137,7 @@ class WarmPool:
         session = f"{context.get_node_id()}/{context.get_job_id()}"
         if self._session != session:
             self._hospital_workers, self._group, self._shape = [], None, None
-            self._aggregator = None
+            self._aggregator, self._key_roles = None, None
             self._session = session
 
 

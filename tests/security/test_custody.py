@@ -18,11 +18,11 @@ from fedray.pipeline import RoundBroadcast
 from fedray.runtime.actors import assign_hospitals, make_actors
 from fedray.runtime.keys import HospitalKeys
 
-pytestmark = pytest.mark.integration
+
 
 
 @pytest.fixture(scope="module")
-def federation(ray_local):
+def federation(ray_local):  # the tests that use it are marked integration below
     config = SimulationConfig(
         dataset=DatasetConfig(name="synthetic", num_records=400), partition=PartitionConfig(name="iid"),
         model=ModelConfig(name="logreg"),
@@ -64,6 +64,7 @@ def _driver_objects() -> list:
     return values
 
 
+@pytest.mark.integration
 def test_the_driver_holds_nothing_to_decrypt_with(federation):
     prepared, assignment, workers, aggregator, reconfigure = federation
     # a worker configured again (as after Ray restarted it) gets its keys back from the
@@ -90,6 +91,7 @@ def test_the_driver_holds_nothing_to_decrypt_with(federation):
         ray.get(authority.provision.remote([(worker, [0, 1, 2, 3])]))
 
 
+@pytest.mark.integration
 def test_a_malicious_aggregator_gets_no_single_update_decrypted(federation):
     prepared, assignment, workers, aggregator, _ = federation
     broadcast = ray.put(RoundBroadcast(prepared.initial, {}))
@@ -118,6 +120,7 @@ def test_a_malicious_aggregator_gets_no_single_update_decrypted(federation):
         ray.get(report)
 
 
+@pytest.mark.integration
 def test_nobody_swaps_a_workers_keys_and_a_worker_without_keys_sends_nothing(federation):
     prepared, assignment, workers, aggregator, _ = federation
     mine = new_key_set(PRESETS["n4096"])  # keys the driver would know
@@ -137,3 +140,13 @@ def test_nobody_swaps_a_workers_keys_and_a_worker_without_keys_sends_nothing(fed
     broadcast = ray.put(RoundBroadcast(np.asarray(prepared.initial), {}))
     with pytest.raises(ray.exceptions.RayTaskError, match="has not provisioned"):
         ray.get(workers[0].train.remote(broadcast, {assignment[0][0]: 0.25}, frozenset(), 1))
+
+
+def test_each_run_gets_fresh_keys_from_the_warm_authority():
+    from fedray.runtime.keys import KeyAuthority
+
+    authority = KeyAuthority()  # the class itself: no Ray needed
+    first = authority.start_run(PRESETS["n4096"])
+    second = authority.start_run(PRESETS["n4096"])
+    assert first[1] != second[1]  # fingerprints: new key sets
+    assert not _holds_secret_key(first) and not _holds_secret_key(second)
