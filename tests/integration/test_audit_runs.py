@@ -14,13 +14,14 @@ def _single_record_rounds(**overrides):
         dataset=DatasetConfig(name="synthetic", num_records=200),
         partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=8),
         num_clients=4, num_rounds=1, local_steps=1, batch_size=1, progress=False,
-        audit=AuditConfig(inversion=True, target=2)), **overrides})
+        audit=AuditConfig(inversion=True, target=2, dlg_iterations=20)), **overrides})
 
 
 def test_the_aggregator_inverts_a_plaintext_update_and_gets_nothing_under_encryption(ray_local):
     plain = simulate(_single_record_rounds()).summary["audit"]["inversion"]
     assert plain["view"] == "plaintext" and plain["records_recovered"] == 1
     assert plain["best_relative_error"] < 1e-3
+    assert plain["dlg"]["candidates"] == 1  # batch_size records (its accuracy: unit tests)
     encrypted = simulate(_single_record_rounds(
         encryption=EncryptionConfig(name="ckks", preset="n4096"))).summary["audit"]["inversion"]
     assert encrypted == {"view": "ciphertext"}  # no plaintext: nothing to run the attack on
