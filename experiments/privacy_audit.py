@@ -62,6 +62,7 @@ def audit_row(setting: str, config: SimulationConfig) -> dict:
         "setting": setting, "mode": config.privacy.name,
         "encryption": config.encryption.name, "accuracy": s["accuracy"],
         "epsilon_accountant": canary["epsilon_accountant"],
+        "epsilon_covering": canary["epsilon_covering"],
         "epsilon_lower_bound": canary["epsilon_lower_bound"],
         "canary_correct": f"{canary['correct']}/{canary['guesses']}",
         "membership_auc_loss": audit["membership"]["loss"]["auc"],

@@ -449,6 +449,9 @@ class SimulationConfig:
         _require(self.availability.seconds_per_step == 0 or self.round_timeout_s is not None,
                  "availability.seconds_per_step", self.availability.seconds_per_step,
                  "needs round_timeout_s: the simulated deadline a slow hospital misses")
+        _require(not (self.audit.enabled and self.strategy.name in ("pooled", "local")),
+                 "strategy.name", self.strategy.name,
+                 "is a reference run without updates to attack; audits need a federation")
         _require(self.resume is None or (isinstance(self.resume, str) and self.resume != ""),
                  "resume", self.resume, "must be null or a run directory with checkpoints/")
 

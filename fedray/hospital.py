@@ -123,8 +123,9 @@ class Hospital:
         else:
             loss = train_local(model, self._x_train, self._y_train, settings=setup.settings,
                                generator=self._generator, strategy=strategy, round_=round_,
-                               optimizer_state=self.optimizer_state)
-            steps = setup.settings.num_steps(self.num_train)
+                               optimizer_state=self.optimizer_state,
+                               planned_records=self.planned_train)
+            steps = setup.settings.num_steps(self.planned_train or self.num_train)
             if self.ledger is not None:
                 self.ledger.record(self.party.steps_per_round if self.party else 0)
         trained = flatten(model)

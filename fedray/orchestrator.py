@@ -10,6 +10,7 @@ driver on a separate reference and never pass through the aggregator.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -380,15 +381,18 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
         np.ascontiguousarray(final_vector).tobytes()).hexdigest()
     summary["resumed_from_round"] = None if resume is None else resume["round"]
     if config.audit.enabled:
-        summary["audit"] = _audit(config, prepared, record, summary, final_vector, aggregator)
+        summary["audit"] = _audit(config, prepared, record, summary, final_vector, aggregator,
+                                  run.run_ledger)
     return Finished(summary, record.log.frame(), final_vector)
 
 
 def _audit(config: SimulationConfig, prepared: Prepared, record: RunRecord,
-           summary: dict[str, Any], final_vector: np.ndarray, aggregator: Any
-           ) -> dict[str, Any]:
+           summary: dict[str, Any], final_vector: np.ndarray, aggregator: Any,
+           run_ledger: Optional[RunLedger]) -> dict[str, Any]:
     """audit.*: the attacks of fedray/audit/, beside the ε of the party they target
-    (the target hospital's own ledger, or the run's)."""
+    (the target hospital's own ledger, or the run's). Under central and distributed DP
+    a canary changes one hospital's data, a replacement: the ε that covers it is the
+    run's at σ/2 (twice the sensitivity), reported beside the add/remove one."""
     from fedray.audit.run import run_audit
 
     start = time.perf_counter()
@@ -396,8 +400,14 @@ def _audit(config: SimulationConfig, prepared: Prepared, record: RunRecord,
     epsilon = (record.epsilon.get(target) if prepared.privacy.mechanism.per_hospital
                else summary.get("epsilon"))
     view = ray.get(aggregator.inversion_view.remote()) if config.audit.inversion else None
+    covering = None
+    if run_ledger is not None and epsilon is not None:
+        ledger = run_ledger.ledger
+        covering = dataclasses.replace(ledger, noise_multiplier=ledger.noise_multiplier / 2,
+                                       budget=None).epsilon
     audit = run_audit(config, prepared.federation, prepared.initial, final_vector,
-                      inversion_view=view, epsilon=epsilon, delta=summary.get("delta"))
+                      inversion_view=view, epsilon=epsilon, delta=summary.get("delta"),
+                      epsilon_covering=covering)
     audit["seconds"] = time.perf_counter() - start
     return audit
 

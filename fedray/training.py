@@ -49,7 +49,7 @@ def batch_indices(
 def train_local(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, settings: LocalTraining,
     generator: torch.Generator, strategy: Strategy, round_: Optional[ClientRound] = None,
-    optimizer_state: Optional[dict] = None,
+    optimizer_state: Optional[dict] = None, planned_records: Optional[int] = None,
 ) -> float:
     """Runs SGD (or Adam) in place on ``model``, each gradient plus the strategy's
     data-independent terms; returns the mean training loss over the steps.
@@ -62,7 +62,9 @@ def train_local(
     adam = _adam(params, settings.lr, optimizer_state) if settings.optimizer == "adam" else None
     # BatchNorm cannot normalise a batch of one record (an epoch's short last batch)
     normalises = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    total, steps = 0.0, settings.num_steps(len(y))
+    # epochs count steps over the planned records: audit canaries on top of them must not
+    # change how long a hospital trains (the aggregator sees when it answers)
+    total, steps = 0.0, settings.num_steps(planned_records or len(y))
     for batch in batch_indices(
         len(y), batch_size=settings.batch_size, num_steps=steps, generator=generator
     ):

@@ -99,6 +99,7 @@ CONFIG = [
     (['audit=canary', 'audit.canaries=10'], 'audit.canaries=10: must be a multiple of 4'),
     (['audit=canary', 'audit.confidence=1.0'], 'audit.confidence=1.0: must be in [0.5, 1)'),
     (['audit=canary', 'audit.target=-1'], 'audit.target=-1: must be a hospital index'),
+    (['audit=canary', 'strategy=pooled'], "strategy.name='pooled': is a reference run without"),
     (['audit=leak'], "audit='leak': must be one of canary, inversion, membership, none"),
 ]
 

@@ -90,3 +90,20 @@ def test_adam_resumed_from_its_saved_state_continues_exactly():
                 generator=g2, strategy=FedAvg(), optimizer_state={})
     assert np.array_equal(flatten(resumed), flatten(straight))
     assert int(state["state"][0]["step"]) == 10
+
+
+def test_epochs_count_the_planned_records_not_audit_canaries_on_top():
+    # 40 records of which 20 were planned (the rest: canaries): one epoch is 2 steps of 10
+    x = torch.randn(40, 13, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 2, (40,), generator=torch.Generator().manual_seed(1))
+
+    def trained(settings, **kwargs):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(name="logreg"), num_features=13, num_classes=2)
+        train_local(model, x, y, settings=settings, generator=torch.Generator().manual_seed(2),
+                    strategy=FedAvg(), **kwargs)
+        return flatten(model)
+
+    planned = trained(LocalTraining(epochs=1, batch_size=10), planned_records=20)
+    np.testing.assert_array_equal(planned, trained(LocalTraining(steps=2, batch_size=10)))
+    assert not np.array_equal(planned, trained(LocalTraining(epochs=1, batch_size=10)))

@@ -20,7 +20,9 @@ from scipy.optimize import brentq
 from scipy.stats import binom
 
 CANARY_SEED = 0xCA7A
-OUTLIER_SCALE = 2.0  # canaries are drawn 2 std out: easy to memorise, as an audit wants
+# canaries: each feature drawn with twice the hospital's own spread (so about 2·√d std
+# from its mean in d dimensions), with random labels: easy to memorise, as an audit wants
+OUTLIER_SCALE = 2.0
 
 
 def make_canaries(x_train: np.ndarray, *, num_classes: int, count: int, seed: int

@@ -27,7 +27,11 @@ def canaries_for(config: Any, x_train: np.ndarray, num_classes: int
 
 def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarray, *,
               inversion_view: Optional[dict[str, Any]], epsilon: Optional[float],
-              delta: Optional[float]) -> dict[str, Any]:
+              delta: Optional[float], epsilon_covering: Optional[float] = None
+              ) -> dict[str, Any]:
+    """``epsilon``: the accountant's ε of the party the canaries sit in;
+    ``epsilon_covering``: the ε that covers one canary record under the mode's relation
+    (docs/privacy.md, "Auditing"; ``epsilon`` when None)."""
     audit = config.audit
     hospitals = build_hospitals(config.dataset, list(federation.hospitals), seed=config.seed)
     model = build_model(config.model, num_features=federation.num_features,
@@ -62,10 +66,13 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
                 canaries=len(features), delta=audit_delta, confidence=audit.confidence,
                 **guesses),
             "epsilon_accountant": epsilon,
+            "epsilon_covering": epsilon if epsilon_covering is None else epsilon_covering,
         }
     if audit.inversion:
         view = inversion_view or {"view": "nothing received"}
         scored: dict[str, Any] = {"view": view["view"]}
+        if view.get("not_applicable"):
+            scored["not_applicable"] = view["not_applicable"]
         if view.get("candidates") is not None:
             records = hospitals[audit.target].x_train
             if audit.canary:  # the target trained on its included canaries too

@@ -295,8 +295,11 @@ class AggregatorWorker:
             return {"view": "nothing received", "candidates": None}
         if not isinstance(payload, np.ndarray):
             return {"view": "ciphertext", "candidates": None}
-        inputs, outputs = self.first_layer
         model, batch_size, iterations, seed = self.attack
+        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            return {"view": "plaintext", "candidates": None, "not_applicable":
+                    "the first layer feeds a BatchNorm, which cancels its bias gradient"}
+        inputs, outputs = self.first_layer
         dlg = (dlg_invert(model, self.inversion_start, payload, num_records=batch_size,
                           num_features=inputs, iterations=iterations, seed=seed)
                if iterations and self.inversion_start is not None else None)

@@ -48,3 +48,4 @@ def test_membership_advantage_falls_with_epsilon_and_canaries_stay_below_it(ray_
     # ... and never refutes the accountant's ε (a violation would be a bug to report)
     canary = private["canary"]
     assert canary["epsilon_lower_bound"] <= canary["epsilon_accountant"] <= 1.0
+    assert canary["epsilon_covering"] == canary["epsilon_accountant"]  # local: replace-one
