@@ -7,6 +7,7 @@ driver, once the run is over."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from fedray.audit.canary import audit_guesses, epsilon_lower_bound, make_canaries
 from fedray.audit.inversion import score_reconstruction
 from fedray.audit.membership import membership_attacks
-from fedray.data import build_hospitals
+from fedray.data import HospitalData, build_hospitals
 from fedray.models import build_model, load_flat, loss_fn
 
 
@@ -23,6 +24,20 @@ def canaries_for(config: Any, x_train: np.ndarray, num_classes: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return make_canaries(x_train, num_classes=num_classes, count=config.audit.canaries,
                          seed=config.seed)
+
+
+def with_canaries(config: Any, index: int, data: HospitalData, num_classes: int
+                  ) -> HospitalData:
+    """audit.canary: the target hospital trains on its records plus the included
+    canaries (fedray/audit/canary.py). Planned sizes, weights, an epoch's steps and
+    DP-SGD's sample rate and batch denominator stay those of its own records (the
+    hospital gets ``planned_train``), so the mechanism is the one the accountant priced."""
+    if not (config.audit.canary and index == config.audit.target):
+        return data
+    features, labels, included = canaries_for(config, data.x_train, num_classes)
+    return dataclasses.replace(
+        data, x_train=np.concatenate([data.x_train, features[included]]),
+        y_train=np.concatenate([data.y_train, labels[included].astype(data.y_train.dtype)]))
 
 
 def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarray, *,

@@ -11,10 +11,11 @@ import numpy as np
 import ray
 import torch
 
-from fedray.config import SimulationConfig
-from fedray.crypto import AwaitingKeys, make_codec
 from fedray.audit.dlg import dlg_invert
 from fedray.audit.inversion import invert_first_layer
+from fedray.audit.run import with_canaries
+from fedray.config import SimulationConfig
+from fedray.crypto import AwaitingKeys, make_codec
 from fedray.crypto.release import model_digest, register_update
 from fedray.data import FederationPlan, HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
@@ -75,7 +76,7 @@ class HospitalWorker:
                                 lr=config.lr)
                    if privacy.mechanism.trains_records_privately else None),
         )
-        datasets = [_with_canaries(config, plan.index, data, num_classes)
+        datasets = [with_canaries(config, plan.index, data, num_classes)
                     for plan, data in zip(plans, build_hospitals(config.dataset, plans,
                                                                  seed=config.seed))]
         self.keys: Optional[HospitalKeys] = None
@@ -377,21 +378,6 @@ def _configure(
         for call, worker, indices in zip(configure, workers, hosted)
     ]
     return workers, aggregator, placed, reconfigure
-
-
-def _with_canaries(config: SimulationConfig, index: int, data: HospitalData,
-                   num_classes: int) -> HospitalData:
-    """audit.canary: the target hospital trains on its records plus the included
-    canaries (fedray/audit/canary.py). Planned sizes, weights and DP-SGD's sample rate
-    stay those of its own records, so the mechanism is the one the accountant priced."""
-    if not (config.audit.canary and index == config.audit.target):
-        return data
-    from fedray.audit.run import canaries_for
-
-    features, labels, included = canaries_for(config, data.x_train, num_classes)
-    return dataclasses.replace(
-        data, x_train=np.concatenate([data.x_train, features[included]]),
-        y_train=np.concatenate([data.y_train, labels[included].astype(data.y_train.dtype)]))
 
 
 def _configure_and_provision(configure: Callable[[], ray.ObjectRef], authority: Any,
