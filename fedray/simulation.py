@@ -59,6 +59,10 @@ def simulate(config: SimulationConfig) -> Result:
         raise ConfigError("checkpoint_every", config.checkpoint_every, "needs output_dir: "
                           "checkpoints go to <output_dir>/checkpoints")
     check_address(config.ray)  # an address nothing answers at fails before any work
+    if config.dataset.name == "heart_disease":  # so does a missing data file
+        from fedray.data.heart_disease import check_available
+
+        check_available()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedray-planner") as planner:
         prepared = planner.submit(_prepare, config)
         with ray_session(config.ray) as cluster:

