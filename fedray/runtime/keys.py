@@ -3,7 +3,9 @@
 The key authority makes a run's CKKS key set and registration secret, and hands the
 secret material to the hospital workers and the decryptor itself, actor to actor
 (``provision``): no call of the authority returns it, so the driver never owns a
-reference to it. The aggregator gets the key-free context (``public_context``).
+reference to it. The aggregator gets the key-free context (``start_run`` returns it).
+Both roles are kept warm between runs (fedray/runtime/pool.py); ``start_run`` gives
+each run fresh keys and forgets the last run's.
 
 The decryptor stands for the hospitals' side of decryption. Hospitals register what
 they sent with it directly; it decrypts one verified sum per round
