@@ -4,7 +4,7 @@ m canary records go into one hospital, each independently with probability 1/2. 
 the run, the auditor scores every canary with the released model, guesses "in" for
 the k highest scores and "out" for the k lowest, and counts v correct of r = 2k
 guesses. If training is (ε, δ)-DP for each canary, then the number of correct guesses
-is stochastically dominated as their Theorem 5.2 states: P[V ≥ v] ≤ β + 2mδ·α, with
+is bounded as their (ε, δ) result states: P[V ≥ v] ≤ β + 2mδ·α, with
 β = P[Binomial(r, e^ε/(1+e^ε)) ≥ v] and α = max over i = 1..v of
 (P[Binomial(r, e^ε/(1+e^ε)) ≥ v − i] − β)/i. The empirical lower bound is the largest ε
 that this p-value rejects at the chosen confidence.
