@@ -103,7 +103,8 @@ def _audit_lines(audit: Optional[dict]) -> list[str]:
         inv = audit["inversion"]
         found = ("" if inv.get("best_relative_error") is None else
                  f", best candidate {inv['best_relative_error']:.3g} relative error, "
-                 f"{inv['records_recovered']} records recovered")
+                 f"{inv['records_recovered']} record"
+                 f"{'' if inv['records_recovered'] == 1 else 's'} recovered")
         if inv.get("dlg") and inv["dlg"]["best_relative_error"] is not None:
             found += f"; optimisation-based: {inv['dlg']['best_relative_error']:.3g}"
         lines.append(f"  inversion: the aggregator saw {inv['view']}{found}")
