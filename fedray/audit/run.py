@@ -89,10 +89,9 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
         if view.get("not_applicable"):
             scored["not_applicable"] = view["not_applicable"]
         if view.get("candidates") is not None:
-            records = hospitals[audit.target].x_train
-            if audit.canary:  # the target trained on its included canaries too
-                features, _, included = canaries_for(config, records, federation.num_classes)
-                records = np.concatenate([records, features[included]])
+            # scored against what the target trained on (its included canaries too)
+            records = with_canaries(config, audit.target, hospitals[audit.target],
+                                    federation.num_classes).x_train
             scored.update(score_reconstruction(view["candidates"], records))
             if view.get("dlg_candidates") is not None:
                 scored["dlg"] = score_reconstruction(view["dlg_candidates"], records)

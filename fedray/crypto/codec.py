@@ -63,7 +63,6 @@ class AwaitingKeys:
     the key authority: encoding refuses, so nothing is ever sent in the clear."""
 
     name = "ckks"
-    can_decrypt = False
 
     def encode(self, vector: np.ndarray) -> Any:
         raise RuntimeError("encryption is on but the key authority has not provisioned "

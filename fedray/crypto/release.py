@@ -151,7 +151,8 @@ class VerifiedDecryption:
         try:
             reason, model = self._refusal(round_, updates)
             mine = None if reason is not None else self._sum(updates)
-            if reason is None and (mine is None or payload_digest(claimed) is None
+            # (a claimed object of another type has no digest: None, never equal)
+            if reason is None and (mine is None
                                    or payload_digest(claimed) != payload_digest(mine)):
                 reason = "the sum sent is not the sum of the contributions it names"
         except Exception as err:  # noqa: BLE001 - anything odd the aggregator sent
