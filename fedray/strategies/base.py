@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedray.strategies.traits import StrategyTraits, traits_of
+
 State = dict[str, np.ndarray]
 
 
@@ -54,6 +56,11 @@ class ClientRound:
 class Strategy(ABC):
     name: str = "base"
     uploads: tuple[Upload, ...] = MODEL_UPLOAD
+
+    @property
+    def traits(self) -> StrategyTraits:
+        """What the rest of fedray may know about this strategy (fedray/strategies/traits.py)."""
+        return traits_of(self.name)
 
     # ---- server ----
     def init_server_state(self, global_vector: np.ndarray, num_trainable: int) -> State:
