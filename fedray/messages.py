@@ -31,6 +31,6 @@ class HospitalReport:
     seconds: dict[str, float] = field(default_factory=dict)
     epsilon: Optional[float] = None  # this hospital's ε spent so far (local, DP-SGD)
     exhausted: bool = False  # budget spent: the hospital sent nothing
-    sampled: bool = True  # distributed: whether its own coin put its data in
+    sampled: Optional[bool] = None  # distributed: whether its own coin put its data in
     values_clipped: int = 0  # quantised packing: values outside ±range
     late: bool = False  # trained, but past the round's (simulated) timeout: update dropped

@@ -3,13 +3,13 @@
 Hospital: uploads (named vectors, concatenated) -> clip -> noise -> weight -> encode.
 Aggregator: validate -> sum -> decode -> split -> average -> server rule (with state).
 
-Privacy plugs in as steps (:func:`client_pipeline` builds them from a privacy plan);
-encryption plugs in as the codec. The round loop never changes when they do.
+Privacy plugs in as steps (fedray/privacy/steps.py: the plan builds a hospital's
+``ClientPrivacy`` and the server's ``ServerPrivacy``); encryption plugs in as the
+codec. The round loop never changes when they do.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -18,32 +18,26 @@ import numpy as np
 
 from fedray.crypto import Codec, PlainCodec
 from fedray.messages import HospitalReport, Update  # noqa: F401 (the pipeline's messages)
-from fedray.privacy.mechanisms import add_gaussian_noise, clip_to_norm
 from fedray.privacy.randomness import Randomness
+from fedray.privacy.steps import ServerPrivacy, UpdateStep
 from fedray.strategies import Strategy
 from fedray.strategies.base import State, split_uploads, upload_sizes
 
-VectorStep = Callable[[np.ndarray], np.ndarray]
-
-
-def identity(vector: np.ndarray) -> np.ndarray:
-    return vector
-
-
 @dataclass(frozen=True)
 class ClientPipeline:
-    clip: VectorStep = identity
-    noise_std: float = 0.0  # std of the Gaussian added after clipping, before weighting
+    """A hospital's update path: its privacy steps in order (clip, then noise), then
+    its round weight, then the codec."""
+
+    steps: tuple[UpdateStep, ...] = ()
     codec: Codec = field(default_factory=PlainCodec)
 
     def __call__(self, delta: np.ndarray, *, weight: Any, randomness: Randomness
                  ) -> tuple[Any, float, int]:
         """Returns the payload, the seconds spent encoding it and how many values the
         codec had to clip (a diagnostic that stays with the hospital's report)."""
-        private = self.clip(delta)
-        if self.noise_std > 0:
-            private = add_gaussian_noise(private, self.noise_std, randomness.generator(),
-                                         secure=randomness.secure)
+        private = delta
+        for step in self.steps:
+            private = step(private, randomness)
         weighted = (private * weight).astype(np.float32)
         start = time.perf_counter()
         payload = self.codec.encode(weighted)
@@ -119,22 +113,24 @@ def aggregate(
     updates: list[Update], *, broadcast: RoundBroadcast, server_state: State,
     weights: dict[int, float], layout: UploadLayout, codec: Codec,
     decode: Optional[Callable[[Any, tuple[int, ...]], np.ndarray]] = None,
-    server_noise: Optional[VectorStep] = None, fixed_denominator: Optional[float] = None,
-    min_accepted: int = 1, round_: Optional[int] = None, norm_bound: Optional[float] = None,
+    server: Optional[ServerPrivacy] = None, round_: Optional[int] = None,
 ) -> AggregateResult:
     """Validates, sums and applies the server rule. A bad update is rejected, never
     averaged in. ``weights`` are the round's weights as the orchestrator assigned them
     (never echoed by a hospital); averaged parts divide by the weights that actually
-    arrived, or by ``fixed_denominator`` (central and distributed DP: data-independent),
-    after ``server_noise`` (central DP's noise on the sum) when given. Fewer than
-    ``min_accepted`` valid updates are not decrypted or released (distributed DP: the
-    sum would carry too few noise shares); ``min_accepted=0`` with server noise
-    releases a noised zero sum when nothing arrived (central DP never skips a round).
+    arrived, or by the server's fixed ``denominator`` (central and distributed DP:
+    data-independent), after its ``noise`` (central DP's noise on the sum). ``server``
+    (fedray/privacy/steps.py, none by default): fewer than its ``min_accepted`` valid
+    updates are not decrypted or released (distributed DP: the sum would carry too few
+    noise shares); ``min_accepted=0`` releases a noised zero sum when nothing arrived
+    (central DP never skips a round); with a ``norm_bound`` (plaintext updates clipped
+    to C with no noise of their own, central DP) an update longer than its weight × C
+    cannot come from an honest hospital and is refused.
     ``decode(total, accepted)``: who decrypts the sum when the aggregator cannot (the
     decryptor, which checks it is the sum of the ``accepted`` hospitals' registered
-    updates). ``round_``: updates made for another round are refused (a replay). ``norm_bound``
-    (plaintext updates clipped to C with no noise of their own, central DP): an update
-    longer than its weight × C cannot come from an honest hospital and is refused."""
+    updates). ``round_``: updates made for another round are refused (a replay)."""
+    server = server or ServerPrivacy()
+    min_accepted, norm_bound = server.min_accepted, server.norm_bound
     total, weight_sum, nbytes = None, 0.0, 0
     accepted: list[int] = []
     rejected: list[Rejection] = []
@@ -162,7 +158,7 @@ def aggregate(
         nbytes += codec.nbytes(update.payload)
         accepted.append(update.hospital)
     summed = time.perf_counter() - start
-    releases_empty = total is None and min_accepted == 0 and server_noise is not None
+    releases_empty = total is None and server.releases_empty_rounds
     if (total is None and not releases_empty) or len(accepted) < min_accepted:
         if total is not None:
             rejected.extend(Rejection(h, f"only {len(accepted)} valid updates, fewer than the "
@@ -176,28 +172,14 @@ def aggregate(
                      else decode(total, tuple(accepted)) if decode is not None
                      else codec.decode(total))
     decoded = time.perf_counter() - start
-    if server_noise is not None:
-        summed_update = server_noise(summed_update)
-    means = layout.means(summed_update, fixed_denominator or weight_sum)
+    summed_update = server.noise(summed_update)
+    means = layout.means(summed_update, server.denominator or weight_sum)
     strategy = layout.strategy
     new_global, new_state = strategy.server_update(broadcast.global_vector, means, server_state)
     return AggregateResult(
         RoundBroadcast(new_global, strategy.broadcast(new_state)), new_state,
         tuple(accepted), tuple(rejected), nbytes, {"aggregate": summed, "decrypt": decoded},
     )
-
-
-def client_pipeline(*, clips: bool, clip: float, noise_std: float,
-                    codec: Optional[Codec] = None) -> ClientPipeline:
-    """The hospital-side steps of a privacy mode (fedray/privacy/modes.py): clip to C
-    when the mode bounds updates (local, central, distributed), then add its noise (the
-    full σC, a share of it, or none: central leaves it to the server, DP-SGD protects
-    records inside training)."""
-    codec = codec or PlainCodec()
-    if not clips:
-        return ClientPipeline(codec=codec)
-    return ClientPipeline(clip=functools.partial(clip_to_norm, clip=clip), noise_std=noise_std,
-                          codec=codec)
 
 
 def _above_clip(payload: np.ndarray, layout: UploadLayout, weight: float, clip: float

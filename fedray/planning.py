@@ -1,6 +1,6 @@
-"""Everything decided before Ray starts: the hospitals, the privacy noise, the packing
-range, and the pure rule for weighting each round's participants (who is sampled is
-the privacy mode's: fedray/privacy/modes.py)."""
+"""Everything decided before Ray starts: the hospitals, the privacy noise and the
+packing range (who is sampled and how each is weighted is the privacy plan's:
+fedray/privacy/modes.py, fedray/weighting.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from fedray.pipeline import upload_layout
 from fedray.privacy import PrivacyPlan, make_privacy_plan
 from fedray.privacy.modes import sample_size
 from fedray.strategies import build_strategy
+from fedray.weighting import aggregation_weights, largest_weights
+
+__all__ = ["aggregation_weights", "largest_weights", "plan"]  # the rules, where tests met them
 
 DEFAULT_PACKING_RANGE = 1.0  # without a noise scale to derive it from (none, dpsgd)
 
@@ -54,24 +57,6 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
     return config, federation, privacy
 
 
-def aggregation_weights(participants: np.ndarray, sizes: list[int]) -> dict[int, float]:
-    """FedAvg weights: training-set size over the round's total."""
-    total = float(sum(sizes[i] for i in participants))
-    return {int(i): sizes[i] / total for i in participants}
-
-
-def largest_weights(sizes: list[int], sample_count: int) -> list[float]:
-    """Each hospital's largest FedAvg weight over all fixed-size samples: when the
-    others sampled with it are the smallest ones."""
-    order = sorted(sizes)
-    largest = []
-    for n in sizes:
-        others = list(order)
-        others.remove(n)
-        largest.append(n / (n + sum(others[:sample_count - 1])))
-    return largest
-
-
 def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
                         privacy: PrivacyPlan, upload_size: int) -> SimulationConfig:
     """Quantised packing clips each weighted value to ±range. Under noise-adding DP the
@@ -82,15 +67,12 @@ def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
     encryption = config.encryption
     count = len(federation.hospitals)
     stds = [privacy.client_noise_std(i) for i in range(count)]
-    if not privacy.mechanism.noise_on_updates:
+    if max(stds) == 0:  # no noise on the updates to derive a range from
         value_range = encryption.packing_range or DEFAULT_PACKING_RANGE
         return dataclasses.replace(
             config, encryption=dataclasses.replace(encryption, packing_range=value_range))
-    if privacy.uniform_weight is not None:
-        weights = [privacy.uniform_weight] * count
-    else:
-        weights = largest_weights(federation.train_sizes,
-                                  sample_size(count, config.fraction_per_round))
+    weights = privacy.weighting.largest(federation.train_sizes,
+                                        sample_size(count, config.fraction_per_round))
     if any(u.average == "over_all" for u in build_strategy(config.strategy).uploads):
         weights = [max(w, 1.0 / count) for w in weights]  # parts pre-scaled by 1/N
     values_per_run = upload_size * config.num_rounds * count

@@ -47,12 +47,13 @@ def simulate(config: SimulationConfig) -> Result:
     resume = None
     if config.resume is not None:
         from fedray.checkpoint import load_for_resume
+        from fedray.config import config_from_dict
 
         resume = load_for_resume(config.resume)
         # The run as it was configured; where it runs (ray.*) and its progress bar may
         # change, and it goes on writing into its own directory.
         # (The CLI refuses other settings beside resume=; a library caller's are unused.)
-        config = dataclasses.replace(resume["config"], ray=config.ray,
+        config = dataclasses.replace(config_from_dict(resume["config"]), ray=config.ray,
                                      progress=config.progress, resume=config.resume,
                                      output_dir=config.resume)
     if config.checkpoint_every and config.output_dir is None:  # (the CLI always sets it)

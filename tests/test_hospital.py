@@ -15,11 +15,16 @@ from fedray.crypto.packing import Layout
 from fedray.data.base import HospitalData
 from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, flatten, initial_parameters
-from fedray.pipeline import RoundBroadcast, client_pipeline, upload_layout
+from fedray.local_trainers import DPSGDTraining
+from fedray.pipeline import ClientPipeline, RoundBroadcast, upload_layout
 from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
-from fedray.runtime.actors import AggregatorWorker
+from fedray.privacy.steps import (
+    ClientPrivacy, ClipToNorm, GaussianNoise, HospitalLedger, OwnCoin,
+)
+from fedray.runtime.aggregator_worker import AggregatorWorker
 from fedray.strategies import ClientRound, FedAvg
+from fedray.strategies.base import OWN_VALUES
 from fedray.training import LocalTraining, train_local
 
 FEATURES = 5
@@ -41,17 +46,26 @@ def _global():
     return initial_parameters(ModelConfig(), num_features=FEATURES, num_classes=2, seed=0)
 
 
-def _hospital(*, noise_std=0.5, codec=None, **kwargs):
-    pipeline = client_pipeline(clips=True, clip=1.0, noise_std=noise_std, codec=codec)
-    return Hospital(index=3, data=_data(), seed=7, pipeline=pipeline, **kwargs)
+def _steps(noise_std):
+    return (ClipToNorm(1.0),) + ((GaussianNoise(noise_std),) if noise_std > 0 else ())
+
+
+def _hospital(*, noise_std=0.5, codec=None, self_sample_rate=None, **kwargs):
+    steps = _steps(noise_std)
+    privacy = ClientPrivacy(steps=steps, **(
+        {} if self_sample_rate is None else {"participation": OwnCoin(self_sample_rate)}))
+    pipeline = ClientPipeline(steps=steps, **({} if codec is None else {"codec": codec}))
+    return Hospital(index=3, data=_data(), seed=7, pipeline=pipeline, privacy=privacy,
+                    **kwargs)
 
 
 def _setup(model=None, dpsgd=None, strategy=None):
     model = model or _model()
     strategy = strategy or FedAvg()
+    trainer = {} if dpsgd is None else {"trainer": DPSGDTraining(dpsgd)}
     return RoundSetup(model=model, strategy=strategy, settings=SETTINGS,
                       layout=upload_layout(strategy, model, 4),
-                      local_positions=strategy.local_positions(model), dpsgd=dpsgd)
+                      local_positions=strategy.local_positions(model), **trainer)
 
 
 def _train(hospital, model=None, dpsgd=None):
@@ -115,12 +129,11 @@ def test_a_self_sampling_hospital_sends_a_noise_share_either_way():
 
 
 def _dpsgd_hospital(secure):
-    party = PartyPlan(noise_multiplier=1.0, sample_rate=0.25, steps_per_round=3)
     ledger = PrivacyLedger(noise_multiplier=1.0, sample_rate=0.25, delta=1e-5,
                            accountant="rdp")
-    pipeline = client_pipeline(clips=False, clip=1.0, noise_std=0.0)
-    return Hospital(index=0, data=_data(), seed=7, pipeline=pipeline, ledger=ledger,
-                    party=party, secure_rng=secure)
+    privacy = ClientPrivacy(ledger=HospitalLedger(ledger, steps_per_round=3))
+    return Hospital(index=0, data=_data(), seed=7, pipeline=ClientPipeline(),
+                    privacy=privacy, secure_rng=secure)
 
 
 @pytest.mark.parametrize("secure", [False, True])
@@ -141,7 +154,7 @@ def test_central_server_noise_is_seeded_or_from_the_os(secure):
                        parties={RUN: PartyPlan(1.0, 0.5, 1)}, uniform_weight=0.5,
                        secure_rng=secure)
     config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.0))
-    noises = [_aggregator(config, plan, 4).server_noise(np.zeros(6))
+    noises = [_aggregator(config, plan, 4).privacy.noise(np.zeros(6))
               for _ in range(2)]
     assert np.array_equal(*noises) != secure
     assert np.count_nonzero(noises[0]) == 6
@@ -167,14 +180,14 @@ def test_an_unsampled_hospital_does_the_same_work_and_keeps_its_state():
     # It runs the same SGD steps, so its answer's timing does not reveal its coin: its
     # data-order stream moved exactly as a sampled hospital's. (Compared by the work
     # done, not by wall time, which a loaded machine makes flaky.)
-    assert torch.equal(skipped._generator.get_state(), sampled._generator.get_state())
+    assert torch.equal(skipped.data_order.get_state(), sampled.data_order.get_state())
     fresh = _hospital(self_sample_rate=0.0)
-    assert not torch.equal(fresh._generator.get_state(), skipped._generator.get_state())
+    assert not torch.equal(fresh.data_order.get_state(), skipped.data_order.get_state())
 
 
 def test_noise_std_is_what_the_plan_says():
     size = 200_000
-    pipeline = client_pipeline(clips=True, clip=1.0, noise_std=2.5)
+    pipeline = ClientPipeline(steps=_steps(2.5))
     payload, _, _ = pipeline(np.zeros(size), weight=0.4, randomness=make_randomness(
         secure=False, seed=np.random.SeedSequence(1)))
     assert np.std(payload) == pytest.approx(0.4 * 2.5, rel=0.01)
@@ -187,8 +200,7 @@ def test_central_server_noise_std_is_sigma_c_over_qn():
     plan = PrivacyPlan(mode="central", clip=2.0, delta=1e-5, accountant="rdp", budget=None,
                        parties={RUN: PartyPlan(1.5, 0.5, 1)}, uniform_weight=1 / (0.5 * 4))
     config = SimulationConfig(privacy=PrivacyConfig(name="central", noise_multiplier=1.5))
-    noise = _aggregator(config, plan, 4).server_noise(
-        np.zeros(200_000))
+    noise = _aggregator(config, plan, 4).privacy.noise(np.zeros(200_000))
     assert np.std(noise) == pytest.approx(1.5 * 2.0 / (0.5 * 4), rel=0.01)
 
 
@@ -204,10 +216,10 @@ def test_fedbn_keeps_batchnorm_home_uploads_none_of_it_and_tests_with_it():
     mask = setup.local_positions
     start = initial_parameters(config, num_features=FEATURES, num_classes=2, seed=0)
     hospital = _hospital(noise_std=0.0)
-    hospital.strategy_state["local"] = start[mask].copy()  # as its worker seeds it
+    hospital.strategy_state[OWN_VALUES] = start[mask].copy()  # as its worker seeds it
     update, _ = hospital.train(setup, RoundBroadcast(start), weight=1.0)
     assert np.all(update.payload[mask] == 0) and np.any(update.payload[~mask] != 0)
-    kept = hospital.strategy_state["local"]
+    kept = hospital.own_model
     assert not np.allclose(kept, start[mask])  # its BatchNorm trained (and its statistics)
     # evaluating a global model whose BatchNorm positions hold garbage: the hospital's own
     # BatchNorm is used, so the result is the same as with the trained values in place

@@ -4,6 +4,7 @@ import pytest
 from fedray.crypto import PlainCodec
 from fedray.pipeline import ClientPipeline, RoundBroadcast, Update, UploadLayout, aggregate
 from fedray.privacy import make_randomness
+from fedray.privacy.steps import ServerPrivacy
 from fedray.strategies import FedAvg
 
 SEEDED = make_randomness(secure=False, seed=np.random.SeedSequence(0))
@@ -81,7 +82,9 @@ def test_nothing_valid_leaves_global_unchanged():
 
 
 def test_client_pipeline_clips_then_noises_then_weights():
-    pipeline = ClientPipeline(clip=lambda v: v / 2, noise_std=0.1)
+    from fedray.privacy.steps import GaussianNoise
+
+    pipeline = ClientPipeline(steps=(lambda v, randomness: v / 2, GaussianNoise(0.1)))
     payload, _, clipped = pipeline(np.array([4.0, 8.0]), weight=0.5,
                                    randomness=make_randomness(secure=False,
                                                               seed=np.random.SeedSequence(3)))
@@ -97,14 +100,19 @@ def test_server_lr_scales_the_step():
 
 def test_central_dp_releases_a_noised_zero_sum_when_nothing_arrived():
     noise = np.array([0.5, -0.25, 1.0])
-    result, vector = _aggregate([], server_noise=lambda total: total + noise,
-                                fixed_denominator=1.0, min_accepted=0)
+    class AddNoise:  # a stand-in for SumNoise's stream: a known draw
+        def __call__(self, total):
+            return total + noise
+
+    result, vector = _aggregate([], server=ServerPrivacy(noise=AddNoise(), denominator=1.0,
+                                                         min_accepted=0))
     assert result.released and result.accepted == ()
     assert np.allclose(vector, noise)  # the release is noise, not the old model
 
 
 def test_too_few_shares_are_withheld_and_say_so():
-    result, vector = _aggregate([_update(0, [1, 1, 1], 0.5)], min_accepted=2)
+    result, vector = _aggregate([_update(0, [1, 1, 1], 0.5)],
+                                server=ServerPrivacy(min_accepted=2))
     assert not result.released and result.accepted == ()
     assert np.array_equal(vector, np.zeros(3))
     assert "fewer than the 2 the noise shares need" in result.rejected[0].reason
@@ -124,7 +132,7 @@ def test_an_update_longer_than_its_weight_times_the_clip_is_refused():
     clip = 1.0
     honest = Update(0, (0.75 * np.array([0.6, 0.8, 0.0])).astype(np.float32))  # norm 0.75 C
     forged = Update(1, (0.25 * np.array([3.0, 4.0, 0.0])).astype(np.float32))  # norm 1.25 ≫ 0.25 C
-    result, _ = _aggregate([honest, forged], norm_bound=clip)
+    result, _ = _aggregate([honest, forged], server=ServerPrivacy(norm_bound=clip))
     assert result.accepted == (0,)
     assert result.rejected[0].hospital == 1
     assert result.rejected[0].reason.startswith("norm 1.25 is above the clip bound 0.25")

@@ -5,7 +5,6 @@ import pytest
 from fedray.config import EncryptionConfig, ModelConfig, PrivacyConfig, SimulationConfig
 from fedray.models import build_model
 from fedray.privacy import epsilon_spent, make_privacy_plan
-from fedray.orchestrator import RunLedger
 
 
 def _ledger(mode, **top):
@@ -15,7 +14,7 @@ def _ledger(mode, **top):
                                                     epsilon_spent(((1.0, 1.0, 2),), delta=1e-5,
                                                                   accountant="rdp")), **top)
     model = build_model(ModelConfig(), num_features=13, num_classes=2)
-    return RunLedger(make_privacy_plan(config, train_sizes=[10, 10, 10, 10], model=model))
+    return make_privacy_plan(config, train_sizes=[10, 10, 10, 10], model=model).run_ledger()
 
 
 def test_central_charges_every_round_when_it_is_dispatched():
@@ -54,3 +53,16 @@ def test_a_restarted_worker_gets_each_hospitals_own_newest_state():
 
     assert own_newest_states(latest, {"x", "y"}, read) == {"x": "x after 2", "y": "y after 3"}
     assert sorted(reads) == ["r2", "r3"]  # each saved batch read once
+
+
+@pytest.mark.parametrize("mode", ["none", "local", "dpsgd"])
+def test_a_run_that_spends_nothing_itself_has_a_null_ledger(mode):
+    from fedray.privacy.steps import NoRunLedger
+
+    privacy = (PrivacyConfig() if mode == "none"
+               else PrivacyConfig(name=mode, noise_multiplier=1.0))
+    config = SimulationConfig(privacy=privacy)
+    model = build_model(ModelConfig(), num_features=13, num_classes=2)
+    ledger = make_privacy_plan(config, train_sizes=[10, 10, 10, 10], model=model).run_ledger()
+    assert isinstance(ledger, NoRunLedger)
+    assert ledger.can_start_round() and not ledger.dispatched() and ledger.epsilon is None

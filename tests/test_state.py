@@ -2,18 +2,21 @@
 saved state gives the next round bit for bit (CPU), RNG streams included."""
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
 
 from fedray.config import ModelConfig, PrivacyConfig, SimulationConfig, StrategyConfig
+from fedray.checkpoint import loads_plain
 from fedray.crypto import PlainCodec
 from fedray.data.base import HospitalData
 from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, initial_parameters
-from fedray.pipeline import RoundBroadcast, aggregate, client_pipeline, upload_layout
+from fedray.pipeline import ClientPipeline, RoundBroadcast, aggregate, upload_layout
 from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan
-from fedray.runtime.actors import AggregatorWorker
+from fedray.privacy.steps import ClientPrivacy, ClipToNorm, GaussianNoise, HospitalLedger
+from fedray.runtime.aggregator_worker import AggregatorWorker
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
 
@@ -34,12 +37,12 @@ def _trainable(model):
 
 def _hospitals(strategy, model):
     initial = initial_parameters(MODEL, num_features=FEATURES, num_classes=2, seed=0)
+    steps = (ClipToNorm(1.0), GaussianNoise(0.2))
     return [
-        Hospital(index=i, data=_data(i), seed=3,
-                 pipeline=client_pipeline(clips=True, clip=1.0, noise_std=0.2),
-                 ledger=PrivacyLedger(noise_multiplier=0.2, sample_rate=1.0, delta=1e-5,
-                                      accountant="rdp"),
-                 party=PartyPlan(0.2, 1.0, 1),
+        Hospital(index=i, data=_data(i), seed=3, pipeline=ClientPipeline(steps=steps),
+                 privacy=ClientPrivacy(steps=steps, ledger=HospitalLedger(
+                     PrivacyLedger(noise_multiplier=0.2, sample_rate=1.0, delta=1e-5,
+                                   accountant="rdp"), steps_per_round=1)),
                  strategy_state=strategy.init_client_state(initial, _trainable(model)))
         for i in range(3)
     ]
@@ -67,7 +70,8 @@ def test_saving_and_loading_mid_run_continues_bit_for_bit(name, optimizer):
     broadcast = RoundBroadcast(initial, strategy.broadcast(server_state))
     hospitals = _hospitals(strategy, model)
     broadcast, server_state = _round(hospitals, setup, broadcast, server_state)
-    saved_hospitals = [copy.deepcopy(h.state_dict()) for h in hospitals]
+    # what a checkpoint keeps: plain data, read back by the plain-data unpickler
+    saved_hospitals = [loads_plain(pickle.dumps(h.state_dict())) for h in hospitals]
     saved_server, saved_broadcast = copy.deepcopy(server_state), copy.deepcopy(broadcast)
     reference, _ = _round(hospitals, setup, broadcast, server_state)
 
@@ -87,7 +91,7 @@ def test_saving_and_loading_mid_run_continues_bit_for_bit(name, optimizer):
     expected = np.concatenate([reference.global_vector, *reference.extras.values()])
     resumed, again = resume()
     assert np.array_equal(again, expected)
-    assert [h.ledger.steps for h in resumed] == [2, 2, 2]
+    assert [h.privacy.ledger.ledger.steps for h in resumed] == [2, 2, 2]
     # each part of the state matters: leave one out and the next round differs
     if name != "fedbn":  # FedBN's server state is empty
         assert not np.array_equal(resume(server=False)[1], expected)
@@ -101,13 +105,13 @@ def test_aggregator_state_round_trip_restores_moments_and_noise_stream():
     plan = PrivacyPlan(mode="central", clip=1.0, delta=1e-5, accountant="rdp", budget=None,
                        parties={RUN: PartyPlan(1.0, 1.0, 1)}, uniform_weight=0.5)
     first = _aggregator(config, plan, 2)
-    first.server_noise(np.zeros(5))  # advance the noise stream
+    first.privacy.noise(np.zeros(5))  # advance the noise stream
     first.server_state = {"m": np.arange(5.0), "v": np.ones(5)}
-    saved = copy.deepcopy(first.state_dict())
-    expected = first.server_noise(np.zeros(5))
+    saved = loads_plain(pickle.dumps(first.state_dict()))
+    expected = first.privacy.noise(np.zeros(5))
     second = _aggregator(config, plan, 2)
     second.load_state_dict(saved)
-    assert np.array_equal(second.server_noise(np.zeros(5)), expected)
+    assert np.array_equal(second.privacy.noise(np.zeros(5)), expected)
     assert np.array_equal(second.server_state["m"], np.arange(5.0))
 
 

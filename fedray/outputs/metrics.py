@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pandas as pd
 
 from fedray.evaluation import EvalStats
@@ -17,7 +15,7 @@ class MetricsLog:
         self._rows: list[tuple[int, str, str, str, float]] = []
 
     def add(self, round_: int, client: str, split: str, metric: str,
-            value: Optional[float]) -> None:
+            value: float | None) -> None:
         if value is not None:
             self._rows.append((round_, client, split, metric, float(value)))
 
@@ -28,3 +26,13 @@ class MetricsLog:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self._rows, columns=list(COLUMNS))
+
+    def rows(self) -> list[tuple[int, str, str, str, float]]:
+        """The rows so far, as plain tuples (a checkpoint keeps them)."""
+        return list(self._rows)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[int, str, str, str, float]]) -> MetricsLog:
+        log = cls()
+        log._rows = [tuple(row) for row in rows]  # type: ignore[misc]
+        return log

@@ -7,6 +7,7 @@ not publish (docs/privacy.md, "What each output reveals")."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -18,7 +19,7 @@ from fedray.evaluation import EvalStats, fairness, pooled
 from fedray.outputs.metrics import GLOBAL, MetricsLog
 from fedray.pipeline import AggregateResult, HospitalReport
 from fedray.privacy import RUN, PrivacyPlan
-from fedray.privacy.adjacency import DESCRIPTIONS
+from fedray.privacy.summary import privacy_summary
 
 SECONDS_KEYS = ("train", "encrypt", "aggregate", "decrypt")
 
@@ -41,7 +42,6 @@ class RunRecord:
     last_eval: dict[int, EvalStats] = field(default_factory=dict)
     rounds_run: int = 0
     stopped_early: Optional[str] = None
-    self_sampling: bool = False  # distributed DP: log the hospitals' coins per round
     local_cross: Optional[dict[int, dict[int, EvalStats]]] = None  # strategy=local
     last_personalized: dict[int, EvalStats] = field(default_factory=dict)
     nodes: dict[str, list[str]] = field(default_factory=dict)  # Ray node id -> hospitals
@@ -50,6 +50,55 @@ class RunRecord:
     offline_total: int = 0  # hospital-rounds lost to dropouts
     late_total: int = 0  # hospital-rounds trained but past the round's timeout
     lost: list[dict[str, Any]] = field(default_factory=list)  # failed workers' rounds
+
+    # ---- the round loop's entries (the only way a record changes) ----
+
+    def start_round(self, round_: int) -> None:
+        self.rounds_run = round_
+
+    def end_round(self, round_: int, *, participants: int, seconds: float) -> None:
+        self.log.add(round_, GLOBAL, "round", "participants", participants)
+        self.log.add(round_, GLOBAL, "round", "seconds", seconds)
+
+    def stop_early(self, reason: str, bar: Any) -> None:
+        self.stopped_early = reason
+        bar.write(reason)
+
+    def add_lost(self, round_: int, hospitals: list[int], error: Optional[str]) -> list[str]:
+        """A worker died in this round: its hospitals lose it. Returns their names."""
+        names = [self.names[i] for i in hospitals]
+        self.lost.append({"round": round_, "hospitals": names, "error": error})
+        for name in names:
+            self.log.add(round_, name, "round", "lost", 1)
+        return names
+
+    def add_unavailable(self, round_: int, offline: set[int], late: set[int]) -> None:
+        """This round's offline hospitals and the late ones (availability.*)."""
+        self.log.add(round_, GLOBAL, "round", "offline", len(offline))
+        self.log.add(round_, GLOBAL, "round", "late", len(late))
+        for i in sorted(offline):
+            self.log.add(round_, self.names[i], "round", "offline", 1)
+        for i in sorted(late):
+            self.log.add(round_, self.names[i], "round", "late", 1)
+        self.offline_total += len(offline)
+        self.late_total += len(late)
+
+    def set_placement(self, *, num_parameters: int, warm_workers: bool,
+                      nodes: dict[str, list[str]]) -> None:
+        self.num_parameters = num_parameters
+        self.warm_workers = warm_workers
+        self.nodes = nodes
+
+    def set_availability(self, draws: dict[str, list[float]]) -> None:
+        """Each hospital's availability draws, by name (online probability, speed, ...)."""
+        self.availability = {key: dict(zip(self.names, values)) for key, values in draws.items()}
+
+    def set_local_cross(self, cross: dict[int, dict[int, EvalStats]]) -> None:
+        self.local_cross = cross
+
+    def add_final_epsilons(self, epsilons: dict[int, Optional[float]]) -> None:
+        """ε from the hospitals' own ledgers at the end (late batches counted)."""
+        self.epsilon.update({i: e for i, e in epsilons.items() if e is not None})
 
     def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
@@ -85,9 +134,9 @@ class RunRecord:
                 self.exhausted[report.hospital] = round_
                 bar.write(f"round {round_}: {name} stops training: its privacy budget would "
                           "be exceeded")
-        if self.self_sampling and not late:  # distributed: how many coins put data in (all batches)
-            self.log.add(round_, GLOBAL, "round", "sampled",
-                         sum(r.sampled and not r.exhausted for r in reports))
+        coins = [r.sampled for r in reports if r.sampled is not None and not r.exhausted]
+        if coins and not late:  # distributed: how many hospitals' own coins put data in
+            self.log.add(round_, GLOBAL, "round", "sampled", sum(coins))
 
     def add_run_epsilon(self, round_: int, epsilon: float) -> None:
         self.epsilon[RUN] = epsilon
@@ -110,52 +159,6 @@ class RunRecord:
                 self.log.add(round_, self.names[i], "personalized", "accuracy",
                              hospital_stats.accuracy)
         bar.set_postfix(acc=f"{overall.accuracy:.3f}")
-
-
-def privacy_summary(privacy: PrivacyPlan, record: RunRecord) -> dict[str, Any]:
-    if not privacy.enabled:
-        return {"epsilon": None, "delta": None, "noise_multiplier": None}
-    sigmas = {p: plan.noise_multiplier for p, plan in privacy.parties.items()}
-    per_hospital = privacy.mechanism.per_hospital
-    adjacency = privacy.adjacency
-    assert adjacency is not None
-    return {
-        # the largest ε any protected party (hospital, or the run) has spent
-        "epsilon": max(record.epsilon.values(), default=0.0),
-        "delta": privacy.delta,
-        "noise_multiplier": max(sigmas.values()),
-        "privacy": {
-            "mode": privacy.mode,
-            "adjacency": adjacency.value,
-            "adjacency_means": DESCRIPTIONS[adjacency],
-            # how far one unit moves its clipped update (2C replace-one, else C); the
-            # released sum's is this times the weight (C/(qN) under central DP)
-            "update_sensitivity": adjacency.sensitivity * privacy.clip,
-            "accountant": privacy.accountant,
-            "epsilon_budget": privacy.budget,
-            "clip": privacy.clip,
-            "protects": ("each patient record" if privacy.mechanism.unit == "record"
-                         else "each hospital's whole contribution"),
-            "secure_rng": privacy.secure_rng,
-            "colluders_tolerated": privacy.colluders if privacy.self_sampling else None,
-            "per_client_epsilon": (
-                {record.names[i]: record.epsilon.get(i, 0.0) for i in range(len(record.names))}
-                if per_hospital else None
-            ),
-            "per_client_noise_multiplier": (
-                {record.names[i]: sigmas[i] for i in range(len(record.names))}
-                if per_hospital else None
-            ),
-            "sample_rate": {
-                (record.names[p] if p != RUN else "run"): plan.sample_rate
-                for p, plan in privacy.parties.items()
-            },
-            "budget_exhausted": [
-                {"client": record.names[i], "round": r} for i, r in sorted(record.exhausted.items())
-            ],
-            "stopped_early": record.stopped_early,
-        },
-    }
 
 
 def _local_cross_summary(record: RunRecord) -> dict[str, Any]:
@@ -197,7 +200,8 @@ def build_summary(
             {names[i]: s.accuracy for i, s in sorted(record.last_personalized.items())}
             if record.last_personalized else None),
         **_local_cross_summary(record),
-        **privacy_summary(privacy, record),
+        **privacy_summary(privacy, names=record.names, epsilon=record.epsilon,
+                          exhausted=record.exhausted, stopped_early=record.stopped_early),
         "rounds_completed": record.rounds_completed,
         "rejected_updates": record.rejections,
         "lost_to_failures": record.lost,
@@ -226,3 +230,33 @@ def build_summary(
         "wall_seconds": wall_seconds,
         "seconds": record.seconds,
     }
+
+
+# ---- checkpoints: a record as plain data (lists, dicts, numbers, arrays) ----
+
+def record_state(record: RunRecord) -> dict[str, Any]:
+    state = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    state["log"] = record.log.rows()
+    state["last_eval"] = _stats_state(record.last_eval)
+    state["last_personalized"] = _stats_state(record.last_personalized)
+    state["local_cross"] = (None if record.local_cross is None else
+                            {m: _stats_state(s) for m, s in record.local_cross.items()})
+    return state
+
+
+def record_from_state(state: dict[str, Any]) -> RunRecord:
+    values = dict(state)
+    values["log"] = MetricsLog.from_rows(state["log"])
+    values["last_eval"] = _stats_from(state["last_eval"])
+    values["last_personalized"] = _stats_from(state["last_personalized"])
+    values["local_cross"] = (None if state["local_cross"] is None else
+                             {m: _stats_from(s) for m, s in state["local_cross"].items()})
+    return RunRecord(**values)
+
+
+def _stats_state(stats: dict[int, EvalStats]) -> dict[int, dict[str, Any]]:
+    return {i: dataclasses.asdict(s) for i, s in stats.items()}
+
+
+def _stats_from(state: dict[int, dict[str, Any]]) -> dict[int, EvalStats]:
+    return {i: EvalStats(**s) for i, s in state.items()}

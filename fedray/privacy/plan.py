@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
+
+import numpy as np
 
 from torch import nn
 
@@ -14,7 +16,15 @@ from fedray.config import ConfigError, PrivacyConfig, SimulationConfig
 from fedray.privacy.accounting import PrivacyLedger, calibrate_noise_multiplier
 from fedray.privacy.adjacency import Adjacency
 from fedray.privacy.modes import MODES, RUN, PrivacyMode
+from fedray.privacy.randomness import make_randomness
+from fedray.privacy.steps import (
+    ClientPrivacy, ClipToNorm, EveryRound, GaussianNoise, HospitalLedger, NoLedger,
+    NoRunLedger, NoSumNoise, OwnCoin, RunLedger, ServerPrivacy, SumNoise, UpdateStep,
+)
 from fedray.training import LocalTraining
+from fedray.weighting import FixedWeights, SizeWeights, Weighting
+
+SERVER_NOISE_STREAM = 0xCE17  # the central server's noise stream: SeedSequence([seed, this])
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,81 @@ class PrivacyPlan:
 
     def party(self, index: int) -> PartyPlan:
         return self.parties[index]
+
+    # ---- the steps a mode puts into each party (fedray/privacy/steps.py) ----
+
+    def client_privacy(self, index: int) -> ClientPrivacy:
+        """Hospital ``index``'s update steps (clip, then its noise), its own ledger
+        (local, DP-SGD) and its participation (distributed: its own coin)."""
+        mode = self.mechanism
+        steps: list[UpdateStep] = [ClipToNorm(self.clip)] if mode.clips_updates else []
+        std = self.client_noise_std(index)
+        if steps and std > 0:
+            steps.append(GaussianNoise(std))
+        per_hospital = self.enabled and mode.per_hospital
+        return ClientPrivacy(
+            steps=tuple(steps),
+            ledger=(HospitalLedger(self.ledger(index), self.party(index).steps_per_round)
+                    if per_hospital else NoLedger()),
+            participation=(OwnCoin(self.party(RUN).sample_rate) if mode.self_sampling
+                           else EveryRound()),
+        )
+
+    def server_privacy(self, *, encrypted: bool, min_clients: int, seed: int) -> ServerPrivacy:
+        """The aggregator's steps. Under encryption the decryptor releases no sum of
+        fewer than ``min_clients`` contributions, so none is asked for; central DP
+        releases a noised sum every round (floor 0); distributed needs its noise shares.
+        A plaintext update clipped to C with no noise of its own (central) can be
+        checked against C."""
+        mode = self.mechanism
+        std = self.server_noise_std()
+        noise = (SumNoise(std, make_randomness(
+                     secure=self.secure_rng,
+                     seed=np.random.SeedSequence([seed, SERVER_NOISE_STREAM])))
+                 if std > 0 else NoSumNoise())
+        return ServerPrivacy(
+            noise=noise,
+            denominator=1.0 if mode.fixed_weights else None,
+            min_accepted=(min_clients if encrypted
+                          else 0 if mode.releases_every_round else self.min_shares),
+            norm_bound=(self.clip if not encrypted and mode.clips_updates
+                        and not mode.noise_on_updates else None),
+        )
+
+    def run_ledger(self) -> RunLedger | NoRunLedger:
+        """The run's own accountant (central, distributed), else a null one."""
+        if not self.enabled or self.mechanism.per_hospital:
+            return NoRunLedger()
+        return RunLedger(self.ledger(RUN), charge_on_dispatch=self.releases_every_round)
+
+    @property
+    def weighting(self) -> Weighting:
+        """Fixed 1/(qN) weights (central, distributed), else FedAvg's size weights."""
+        return FixedWeights(self.uniform_weight) if self.uniform_weight is not None \
+            else SizeWeights()
+
+    def sample(self, num_hospitals: int, fraction: float, rng: np.random.Generator
+               ) -> np.ndarray:
+        """Whom the round asks (fixed-size; central's hidden Poisson sample;
+        distributed: everyone, each with its own coin)."""
+        return self.mechanism.sample(num_hospitals, fraction, rng)
+
+    def releases_round(self, *, arrived: int, min_clients: int) -> bool:
+        """Whether a round with ``arrived`` updates goes to the aggregator (central DP
+        releases a noised sum whoever arrived)."""
+        return arrived >= min_clients or self.releases_every_round
+
+    def local_trainer(self, model: nn.Module, *, batch_size: int, lr: float) -> Any:
+        """How a worker's hospitals train: DP-SGD inside the hospital (Opacus), or
+        plain local SGD."""
+        from fedray.local_trainers import DPSGDTraining, PlainTraining
+
+        if self.mechanism.trains_records_privately:
+            from fedray.privacy.dpsgd import DPSGDTrainer
+
+            return DPSGDTraining(DPSGDTrainer(model, clip=self.clip, batch_size=batch_size,
+                                              lr=lr))
+        return PlainTraining()
 
     def ledger(self, index: int) -> PrivacyLedger:
         """A fresh ledger for one party, under the mode's neighbouring relation."""

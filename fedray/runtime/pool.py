@@ -76,7 +76,7 @@ class WarmPool:
         self._release_hospital_workers()
         self._runs_served = 0
         self._group = _reserve(shape, count)
-        from fedray.runtime.actors import HospitalWorker
+        from fedray.runtime.hospital_worker import HospitalWorker
 
         worker_class = ray.remote(num_cpus=shape.num_cpus, num_gpus=shape.num_gpus)(
             HospitalWorker)
@@ -96,7 +96,7 @@ class WarmPool:
         hospital and lives outside the placement group."""
         self._forget_if_new_session()
         if self._aggregator is None:
-            from fedray.runtime.actors import AggregatorWorker
+            from fedray.runtime.aggregator_worker import AggregatorWorker
 
             self._aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote()
         return self._aggregator

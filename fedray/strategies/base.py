@@ -96,6 +96,39 @@ class Strategy(ABC):
         return None
 
 
+OWN_VALUES = "own_values"  # client-state key: a hospital's values at its local positions
+
+
+def own_values(state: State) -> Optional[np.ndarray]:
+    """The values a hospital keeps at its local positions (FedBN, local), if any yet."""
+    return state.get(OWN_VALUES)
+
+
+def with_own_values(vector: np.ndarray, state: State, positions: Optional[np.ndarray]
+                    ) -> np.ndarray:
+    """The model a hospital starts from: the broadcast with its own values at the
+    positions it keeps. Before it has trained, its own values are the broadcast's
+    there (the server never moves those positions, ``UploadLayout.kept``, so they still
+    hold the initial model's values, noise-free)."""
+    if positions is None:
+        return vector
+    vector = np.array(vector)
+    if OWN_VALUES not in state:
+        state[OWN_VALUES] = vector[positions].copy()
+    vector[positions] = state[OWN_VALUES]
+    return vector
+
+
+def keep_own_values(trained: np.ndarray, delta: np.ndarray, state: State,
+                    positions: Optional[np.ndarray]) -> None:
+    """After training: the hospital keeps its values at its positions and uploads
+    nothing there (their change is zeroed in ``delta``, in place)."""
+    if positions is None:
+        return
+    state[OWN_VALUES] = trained[positions].copy()
+    delta[positions] = 0.0
+
+
 def upload_sizes(strategy: Strategy, *, size: int, num_trainable: int) -> list[int]:
     return [size if u.size == "model" else num_trainable for u in strategy.uploads]
 

@@ -13,7 +13,7 @@ from fedray import (
 )
 from fedray.pipeline import RoundBroadcast, Update
 from fedray.privacy import PrivacyPlan
-from fedray.runtime.actors import AggregatorWorker
+from fedray.runtime.aggregator_worker import AggregatorWorker
 
 pytestmark = pytest.mark.integration
 

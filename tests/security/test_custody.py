@@ -15,7 +15,7 @@ from fedray.config import EncryptionConfig
 from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.orchestrator import prepare
 from fedray.pipeline import RoundBroadcast
-from fedray.runtime.actors import assign_hospitals, make_actors
+from fedray.runtime.workers import assign_hospitals, make_actors
 from fedray.runtime.keys import HospitalKeys
 
 

@@ -1,0 +1,74 @@
+"""audit.inversion's seat at the aggregator: what the attacker there received.
+
+The aggregator hands every round's arrivals to its tap (one call); the tap keeps the
+target hospital's first update and the global model it started from, and ``view``
+runs the inversions where the attacker sits. Without audit.inversion the tap is a
+null one that keeps nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedray.audit.dlg import dlg_invert
+from fedray.audit.inversion import invert_first_layer
+from fedray.messages import Update
+
+
+class NoTap:
+    """No inversion audit: the aggregator keeps nothing of what it received."""
+
+    def observe(self, updates: list[Update], global_vector: np.ndarray) -> None:
+        """Nothing to keep."""
+
+    def view(self) -> dict[str, Any]:
+        return {"view": "nothing received", "candidates": None}
+
+
+class InversionTap:
+    """Keeps the target hospital's first update as the aggregator received it."""
+
+    def __init__(self, *, target: int, model: torch.nn.Module, batch_size: int,
+                 dlg_iterations: int, seed: int) -> None:
+        self.target = target
+        self.model, self.batch_size = model, batch_size
+        self.dlg_iterations, self.seed = dlg_iterations, seed
+        first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        self.first_layer = (first.in_features, first.out_features)
+        self.payload: Any = None
+        self.start: np.ndarray | None = None  # the global model it started from
+
+    def observe(self, updates: list[Update], global_vector: np.ndarray) -> None:
+        if self.payload is None:
+            self.payload = next((u.payload for u in updates if u.hospital == self.target),
+                                None)
+            self.start = np.array(global_vector)
+
+    def view(self) -> dict[str, Any]:
+        """Analytic inversion of the target's first update (candidate records), and
+        optimisation-based inversion beside it; nothing when it was a ciphertext."""
+        payload = self.payload
+        if payload is None:
+            return NoTap().view()
+        if not isinstance(payload, np.ndarray):
+            return {"view": "ciphertext", "candidates": None}
+        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+            return {"view": "plaintext", "candidates": None, "not_applicable":
+                    "the first layer feeds a BatchNorm, which cancels its bias gradient"}
+        inputs, outputs = self.first_layer
+        dlg = (dlg_invert(self.model, self.start, payload, num_records=self.batch_size,
+                          num_features=inputs, iterations=self.dlg_iterations, seed=self.seed)
+               if self.dlg_iterations and self.start is not None else None)
+        return {"view": "plaintext",
+                "candidates": invert_first_layer(payload, inputs=inputs, outputs=outputs),
+                "dlg_candidates": dlg}
+
+
+def make_tap(*, inversion: bool, target: int, model: torch.nn.Module, batch_size: int,
+             dlg_iterations: int, seed: int) -> NoTap | InversionTap:
+    if not inversion:
+        return NoTap()
+    return InversionTap(target=target, model=model, batch_size=batch_size,
+                        dlg_iterations=dlg_iterations, seed=seed)

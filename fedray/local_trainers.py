@@ -1,0 +1,71 @@
+"""How a hospital trains locally in a round, chosen by the privacy plan
+(``PrivacyPlan.local_trainer``): plain local SGD, or DP-SGD inside the hospital.
+
+Each returns the round's mean training loss and the local steps it took, and charges
+the hospital's ledger what the round spent (a null ledger charges nothing)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from fedray.privacy.dpsgd import DPSGDTrainer
+from fedray.strategies.base import ClientRound
+from fedray.training import train_local
+
+if TYPE_CHECKING:
+    from fedray.hospital import Hospital, RoundSetup
+
+
+class PlainTraining:
+    """Local SGD (or Adam) over the hospital's records; a hospital-level ledger (local
+    DP: one release per round) is charged one round."""
+
+    def train(self, hospital: Hospital, setup: RoundSetup, round_: ClientRound
+              ) -> tuple[float, int]:
+        loss = train_local(setup.model, hospital.x_train, hospital.y_train,
+                           settings=setup.settings, generator=hospital.data_order,
+                           strategy=setup.strategy, round_=round_,
+                           optimizer_state=hospital.optimizer_state,
+                           planned_records=hospital.planned_train)
+        hospital.privacy.ledger.charge_round()
+        return loss, setup.settings.num_steps(hospital.planned_train or hospital.num_train)
+
+
+class DPSGDTraining:
+    """Opacus DP-SGD on the worker's wrapped model, with the hospital's own σ, sample
+    rate, step count, batch and noise streams; its ledger is charged the steps Opacus's
+    accountant saw, which must be the planned mechanism."""
+
+    def __init__(self, dpsgd: DPSGDTrainer) -> None:
+        self.dpsgd = dpsgd
+
+    def train(self, hospital: Hospital, setup: RoundSetup, round_: ClientRound
+              ) -> tuple[float, int]:
+        from opacus.accountants import create_accountant
+
+        ledger = hospital.privacy.ledger
+        # Opacus's accountant counts the optimizer steps actually taken this round.
+        accountant = create_accountant(mechanism=ledger.accountant)
+        sampling, noise = hospital.data_order, hospital.noise_order
+        randomness = hospital.randomness
+        if randomness.secure:  # secure_rng: batches and noise from fresh OS seeds
+            sampling = torch.Generator().manual_seed(randomness.torch_seed())
+            noise = torch.Generator(device=hospital.x_train.device).manual_seed(
+                randomness.torch_seed())
+        loss = self.dpsgd.train(
+            hospital.x_train, hospital.y_train, noise_multiplier=ledger.noise_multiplier,
+            sample_rate=ledger.sample_rate, steps=ledger.steps_per_round,
+            sampling_generator=sampling, noise_generator=noise, accountant=accountant,
+            strategy=setup.strategy, round_=round_, secure_mode=randomness.secure,
+            planned_records=hospital.planned_train,
+        )
+        for sigma, rate, steps in accountant.history:
+            if (sigma, rate) != (ledger.noise_multiplier, ledger.sample_rate):
+                raise RuntimeError(f"DP-SGD ran σ={sigma}, q={rate}; the plan says otherwise")
+            ledger.record(steps)
+        return loss, ledger.steps_per_round
+
+
+LocalTrainer = PlainTraining | DPSGDTraining

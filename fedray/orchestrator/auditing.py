@@ -1,0 +1,40 @@
+"""audit.*: the attacks of fedray/audit/ once the run is over, beside the ε of the
+party they target (the target hospital's own ledger, or the run's)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from fedray.config import SimulationConfig
+from fedray.data import FederationPlan
+from fedray.outputs.record import RunRecord
+from fedray.privacy.steps import NoRunLedger, RunLedger
+
+
+def audit_run(config: SimulationConfig, *, federation: FederationPlan, initial: np.ndarray,
+              record: RunRecord, summary: dict[str, Any], final_vector: np.ndarray,
+              aggregator: Any, run_ledger: RunLedger | NoRunLedger) -> dict[str, Any]:
+    """Under central and distributed DP a canary changes one hospital's data, a
+    replacement: the ε that covers it is the run's at σ/2 (twice the sensitivity),
+    reported beside the add/remove one."""
+    from fedray.audit.run import run_audit
+
+    start = time.perf_counter()
+    # a hospital's own ledger when it has one (local, DP-SGD), else the run's
+    epsilon = record.epsilon.get(config.audit.target, summary.get("epsilon"))
+    view = ray.get(aggregator.inversion_view.remote()) if config.audit.inversion else None
+    covering = None
+    if isinstance(run_ledger, RunLedger) and epsilon is not None:
+        ledger = run_ledger.ledger
+        covering = dataclasses.replace(ledger, noise_multiplier=ledger.noise_multiplier / 2,
+                                       budget=None).epsilon
+    audit = run_audit(config, federation, initial, final_vector,
+                      inversion_view=view, epsilon=epsilon, delta=summary.get("delta"),
+                      epsilon_covering=covering)
+    audit["seconds"] = time.perf_counter() - start
+    return audit

@@ -1,0 +1,57 @@
+"""summary.json's privacy section: what was promised, to whom, and what was spent."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fedray.privacy.adjacency import DESCRIPTIONS
+from fedray.privacy.modes import RUN
+from fedray.privacy.plan import PrivacyPlan
+
+
+def privacy_summary(privacy: PrivacyPlan, *, names: list[str], epsilon: dict[int, float],
+                    exhausted: dict[int, int], stopped_early: Optional[str]) -> dict[str, Any]:
+    """``epsilon``: each party's ε spent (hospital index, or ``RUN``); ``exhausted``:
+    hospital -> first round its budget refused."""
+    if not privacy.enabled:
+        return {"epsilon": None, "delta": None, "noise_multiplier": None}
+    sigmas = {p: plan.noise_multiplier for p, plan in privacy.parties.items()}
+    per_hospital = privacy.mechanism.per_hospital
+    adjacency = privacy.adjacency
+    assert adjacency is not None
+    return {
+        # the largest ε any protected party (hospital, or the run) has spent
+        "epsilon": max(epsilon.values(), default=0.0),
+        "delta": privacy.delta,
+        "noise_multiplier": max(sigmas.values()),
+        "privacy": {
+            "mode": privacy.mode,
+            "adjacency": adjacency.value,
+            "adjacency_means": DESCRIPTIONS[adjacency],
+            # how far one unit moves its clipped update (2C replace-one, else C); the
+            # released sum's is this times the weight (C/(qN) under central DP)
+            "update_sensitivity": adjacency.sensitivity * privacy.clip,
+            "accountant": privacy.accountant,
+            "epsilon_budget": privacy.budget,
+            "clip": privacy.clip,
+            "protects": ("each patient record" if privacy.mechanism.unit == "record"
+                         else "each hospital's whole contribution"),
+            "secure_rng": privacy.secure_rng,
+            "colluders_tolerated": privacy.colluders if privacy.self_sampling else None,
+            "per_client_epsilon": (
+                {names[i]: epsilon.get(i, 0.0) for i in range(len(names))}
+                if per_hospital else None
+            ),
+            "per_client_noise_multiplier": (
+                {names[i]: sigmas[i] for i in range(len(names))} if per_hospital else None
+            ),
+            "sample_rate": {
+                (names[p] if p != RUN else "run"): plan.sample_rate
+                for p, plan in privacy.parties.items()
+            },
+            "budget_exhausted": [
+                {"client": names[i], "round": r} for i, r in sorted(exhausted.items())
+            ],
+            "stopped_early": stopped_early,
+        },
+    }

@@ -1,0 +1,103 @@
+"""The aggregator worker: a Ray actor that validates and sums the hospitals' updates
+and applies the strategy's server rule; it holds no data and, under encryption, no key."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Optional
+
+import numpy as np
+import ray
+
+from fedray.audit.tap import make_tap
+from fedray.config import SimulationConfig
+from fedray.crypto import make_codec
+from fedray.models import build_model, flatten, num_trainable
+from fedray.pipeline import (
+    AggregateResult, Rejection, RoundBroadcast, Update, aggregate, upload_layout,
+)
+from fedray.privacy import PrivacyPlan
+from fedray.strategies import build_strategy
+
+
+class AggregatorWorker:
+    """Receives the hospitals' update batches and aggregates them; holds no data. It
+    holds the strategy's server state (control variates, optimiser moments). Like a
+    hospital worker, it is reused between runs: ``configure`` replaces all it holds."""
+
+    def configure(
+        self, config: SimulationConfig, privacy: PrivacyPlan, num_hospitals: int,
+        public_context: Optional[tuple[bytes, str]] = None, decryptor: Any = None, *,
+        num_features: int = 13, num_classes: int = 2,
+    ) -> None:
+        """With encryption the aggregator gets the public context only: it can check and
+        add ciphertexts, and asks the decryptor (a hospital's role) for the sum."""
+        self.codec: Any = make_codec(public_context, config.encryption, num_hospitals)
+        self.decryptor = decryptor
+        if public_context is not None and self.codec.can_decrypt:
+            # a trust boundary, so never an assert (-O drops those)
+            raise PermissionError("the aggregator was given a secret key; refusing to run")
+        strategy = build_strategy(config.strategy)
+        model = build_model(config.model, num_features=num_features, num_classes=num_classes)
+        self.layout = upload_layout(strategy, model, num_hospitals)
+        # audit.inversion's seat: what an attacker here keeps of what arrived
+        self.tap = make_tap(inversion=config.audit.inversion, target=config.audit.target,
+                            model=model, batch_size=config.batch_size,
+                            dlg_iterations=config.audit.dlg_iterations, seed=config.seed)
+        self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
+        self.privacy = privacy.server_privacy(encrypted=public_context is not None,
+                                              min_clients=config.min_clients, seed=config.seed)
+
+    def ready(self) -> bool:
+        return True
+
+    def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
+                  weights: dict[int, float], round_: Optional[int] = None
+                  ) -> tuple[RoundBroadcast, AggregateResult]:
+        """``batches`` are the refs of hospital-actor results (a list inside the argument
+        stays unresolved), so the updates travel actor to aggregator, not via the driver.
+        ``weights`` are the round's weights from the orchestrator.
+
+        Returns the next broadcast and the report separately (call with
+        ``num_returns=2``): the broadcast goes on to the next round's training by
+        reference, the report (without model or state) to the driver."""
+        updates: list[Update] = []
+        failed: list[Rejection] = []
+        read: list[ray.ObjectRef] = []
+        start = time.perf_counter()
+        for ref in batches:
+            try:
+                updates.extend(ray.get(ref))
+                read.append(ref)
+            except ray.exceptions.RayError as err:  # a crashed actor or hospital
+                failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
+        received = time.perf_counter() - start
+        self.tap.observe(updates, broadcast.global_vector)
+        decode = None
+        if self.decryptor is not None:  # the decryptor checks the sum against what it reads
+            decode = lambda total, summed: ray.get(self.decryptor.decrypt.remote(  # noqa: E731
+                round_, list(summed), read, self.codec.seal(total)))
+        result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
+                           weights=weights, layout=self.layout, codec=self.codec,
+                           decode=decode, server=self.privacy, round_=round_)
+        assert result.server_state is not None and result.broadcast is not None
+        self.server_state = result.server_state
+        report = dataclasses.replace(
+            result, broadcast=None, server_state=None,
+            rejected=result.rejected + tuple(failed),
+            seconds={**result.seconds, "receive": received},
+        )
+        return result.broadcast, report
+
+    def inversion_view(self) -> dict[str, Any]:
+        """audit.inversion, run where the attacker sits (fedray/audit/tap.py)."""
+        return self.tap.view()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"strategy": {k: np.array(v) for k, v in self.server_state.items()},
+                "noise": self.privacy.noise.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.server_state = {k: np.array(v) for k, v in state["strategy"].items()}
+        self.privacy.noise.load_state_dict(state["noise"])

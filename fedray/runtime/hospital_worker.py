@@ -1,0 +1,192 @@
+"""The hospital worker: a Ray actor that hosts several hospitals and only moves arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import numpy as np
+import ray
+import torch
+
+from fedray.audit.run import with_canaries
+from fedray.config import SimulationConfig
+from fedray.crypto import AwaitingKeys, make_codec
+from fedray.crypto.release import model_digest, register_update
+from fedray.data import HospitalData, HospitalPlan, build_hospitals
+from fedray.hospital import Hospital, RoundSetup
+from fedray.models import build_model, flatten, num_trainable
+from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, upload_layout
+from fedray.privacy import PrivacyPlan
+from fedray.runtime.keys import HospitalKeys
+from fedray.strategies import build_strategy
+from fedray.training import LocalTraining
+
+
+class HospitalWorker:
+    """Hosts several hospitals and trains them one after another on one model copy.
+
+    A worker outlives a run: ``configure`` replaces everything it holds (model, data,
+    hospitals and their state), so a warm pool hands the same process, with torch
+    already imported, to the next run of a sweep, which sees nothing of the last."""
+
+    def __init__(self) -> None:
+        self.hospitals: dict[int, Hospital] = {}
+        self.trainers: dict[int, Hospital] = {}
+
+    def configure(
+        self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
+        num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
+        pooled_plans: Optional[list[HospitalPlan]] = None,
+    ) -> tuple[str, str]:
+        """Returns :meth:`ready`. With encryption on, the hospitals refuse to send
+        anything until the key authority installs their keys (:meth:`install_keys`).
+        ``pooled_plans`` (a strategy that trains on the union, ``pooled``): this worker
+        also hosts that trainer,
+        hospital number ``num_hospitals``, whose data is the union of these hospitals'
+        data (the reference run; the records are built here, never moved)."""
+        # Nothing below reads torch's global generator, but a reused process starts every
+        # run from the same one, so a hidden use could not make runs depend on each other.
+        torch.manual_seed(config.seed)
+        threads = max(1, int(config.ray.num_cpus_per_actor))
+        torch.set_num_threads(threads)  # one thread per CPU held: no oversubscription
+        use_gpu = config.ray.num_gpus_per_actor > 0 and torch.cuda.is_available()
+        self.device = "cuda" if use_gpu else "cpu"
+        model = build_model(
+            config.model, num_features=num_features, num_classes=num_classes
+        ).to(self.device)
+        strategy = build_strategy(config.strategy)
+        layout = upload_layout(strategy, model, num_hospitals)
+        initial = flatten(model)
+        self.setup = RoundSetup(
+            model=model, strategy=strategy, layout=layout,
+            settings=LocalTraining(epochs=config.local_epochs, steps=config.local_steps,
+                                   batch_size=config.batch_size, lr=config.lr,
+                                   optimizer=config.optimizer),
+            local_positions=strategy.local_positions(model),
+            trainer=privacy.local_trainer(model, batch_size=config.batch_size, lr=config.lr),
+        )
+        datasets = [with_canaries(config, plan.index, data, num_classes)
+                    for plan, data in zip(plans, build_hospitals(config.dataset, plans,
+                                                                 seed=config.seed))]
+        self.keys: Optional[HospitalKeys] = None
+        self._codec_settings = (config.encryption, num_hospitals)
+        codec: Any = AwaitingKeys() if config.encryption.enabled else make_codec(
+            None, config.encryption, num_hospitals)
+        self.hospitals = {}
+        for plan, data in zip(plans, datasets):
+            own = privacy.client_privacy(plan.index)
+            self.hospitals[plan.index] = Hospital(
+                index=plan.index, data=data, seed=config.seed, device=self.device,
+                pipeline=ClientPipeline(steps=own.steps, codec=codec), privacy=own,
+                secure_rng=privacy.secure_rng,
+                strategy_state=strategy.init_client_state(initial, num_trainable(model)),
+                planned_train=len(plan.train_rows),
+            )
+        self.personalize_steps = config.personalize_steps
+        self.trainers: dict[int, Hospital] = {}  # train only: not evaluated as a hospital
+        if pooled_plans:
+            self.trainers[num_hospitals] = Hospital(
+                index=num_hospitals,
+                data=_pooled(config, pooled_plans, index=num_hospitals),
+                seed=config.seed, device=self.device, pipeline=ClientPipeline(codec=codec))
+        return self.ready()
+
+    def install_keys(self, keys: HospitalKeys) -> None:
+        """The key authority's call (never the driver's): the secret context every
+        hosted hospital encrypts with, their registration keys and the decryptor."""
+        if self.keys is not None:  # once per run: nobody swaps a hospital's key later
+            raise PermissionError("this worker's keys are installed already")
+        codec = make_codec((keys.secret_context, keys.fingerprint), *self._codec_settings)
+        for hospital in [*self.hospitals.values(), *self.trainers.values()]:
+            hospital.pipeline = dataclasses.replace(hospital.pipeline, codec=codec)
+        self.keys = keys
+
+    def ready(self) -> tuple[str, str]:
+        """This worker's device and the Ray node it runs on."""
+        return self.device, ray.get_runtime_context().get_node_id()
+
+    def train(self, broadcast: RoundBroadcast, weights: dict[int, float],
+              late: frozenset[int] = frozenset(), round_: int = 0
+              ) -> tuple[list[Update], list[HospitalReport], dict[int, dict[str, Any]]]:
+        """Call with ``num_returns=3``: the updates go to the aggregator by reference,
+        the reports (diagnostics) to the driver; neither sees the other's part. The third
+        object, the trained hospitals' states after the round, stays in the store: the
+        driver keeps its reference to restore them if this worker dies later (one task
+        makes all three, so a round that arrived always has its states). A ``late``
+        hospital trains (and spends its budget) but its update misses the round."""
+        updates, reports = [], []
+        for i, w in weights.items():
+            hospital = self.hospitals[i] if i in self.hospitals else self.trainers[i]
+            update, report = hospital.train(self.setup, broadcast, weight=w, round_=round_)
+            if i in late:
+                update, report = None, dataclasses.replace(report, late=True)
+            if update is not None:
+                updates.append(update)
+            reports.append(report)
+        if self.keys is not None and updates:  # before the updates can reach anyone
+            # (a batch past its round's wall-clock timeout registers late: ignored there)
+            model = model_digest(broadcast.global_vector, broadcast.extras)
+            ray.get(self.keys.decryptor.register.remote(
+                [register_update(u, self.keys.registration_keys[u.hospital], model)
+                 for u in updates]))
+        return updates, reports, self.state_dict(list(weights))
+
+    def evaluate(self, broadcast: RoundBroadcast, round_: int = 0
+                 ) -> dict[int, tuple[Any, Optional[Any]]]:
+        """Each hosted hospital's test statistics for the global model, and (with
+        ``personalize_steps``) after its own fine-tuning."""
+        results = {}
+        for i, h in self.hospitals.items():
+            stats = h.evaluate(self.setup.model, broadcast.global_vector,
+                               self.setup.local_positions)
+            personal = (h.evaluate_personalized(self.setup, broadcast.global_vector,
+                                                self.personalize_steps, round_)
+                        if self.personalize_steps else None)
+            results[i] = (stats, personal)
+        return results
+
+    def epsilon_spent(self) -> dict[int, Optional[float]]:
+        """Each hosted hospital's ε from its own ledger, read at the end of a run (it
+        counts late batches too, which the round reports may have missed)."""
+        return {i: h.epsilon for i, h in self.hospitals.items()}
+
+    def own_models(self) -> dict[int, np.ndarray]:
+        """A strategy without aggregation (``local``): each hosted hospital's own model
+        (the reference run's cross-evaluation; nothing like it happens in a federation)."""
+        return {i: h.own_model for i, h in self.hospitals.items() if h.own_model is not None}
+
+    def evaluate_models(self, models: dict[int, np.ndarray]) -> dict[int, dict[int, Any]]:
+        """Every given model on every hosted hospital's test split: {model: {hospital: stats}}."""
+        return {m: {i: h.evaluate(self.setup.model, vector) for i, h in self.hospitals.items()}
+                for m, vector in models.items()}
+
+    def state_dict(self, indices: Optional[list[int]] = None) -> dict[int, dict[str, Any]]:
+        """The hosted hospitals' states (only ``indices``, when given)."""
+        hosted = {**self.hospitals, **self.trainers}
+        wanted = None if indices is None else set(indices)
+        return {i: h.state_dict() for i, h in hosted.items() if wanted is None or i in wanted}
+
+    def load_state_dict(self, states: dict[int, dict[str, Any]]) -> None:
+        """Loads the states of the hospitals this worker hosts; ``states`` may hold every
+        hospital's (one object in the store, read by every worker)."""
+        for i, hospital in {**self.hospitals, **self.trainers}.items():
+            if i in states:
+                hospital.load_state_dict(states[i])
+
+
+def _pooled(config: SimulationConfig, plans: list[HospitalPlan], *, index: int
+            ) -> HospitalData:
+    """The union of what the hospitals hold: each record as its hospital holds it, or
+    (``strategy.pooled_scaling=pooled``, FLamby's pooled run) the union's rows scaled
+    with the union's own statistics."""
+    if config.strategy.pooled_scaling == "pooled":
+        union = HospitalPlan(index=index, name="pooled",
+                             train_rows=np.concatenate([p.train_rows for p in plans]),
+                             test_rows=np.concatenate([p.test_rows for p in plans]))
+        return build_hospitals(config.dataset, [union], seed=config.seed)[0]
+    datasets = build_hospitals(config.dataset, plans, seed=config.seed)
+    return HospitalData(
+        "pooled", np.concatenate([d.x_train for d in datasets]),
+        np.concatenate([d.y_train for d in datasets]),
+        np.concatenate([d.x_test for d in datasets]), np.concatenate([d.y_test for d in datasets]))
