@@ -152,7 +152,7 @@ def round_ratio() -> None:
     from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
     from fedray.config import EncryptionConfig
 
-    ENCODINGS = {  # noqa: N806
+    ENCODINGS = {
         "none": EncryptionConfig(),
         "ckks": EncryptionConfig(name="ckks"),
         "ckks+q15": EncryptionConfig(name="ckks", packing="quantized"),

@@ -16,8 +16,14 @@ import numpy as np
 import ray
 import torch
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, RayConfig, SimulationConfig
-from fedray import simulate
+from fedray import (
+    DatasetConfig,
+    ModelConfig,
+    PartitionConfig,
+    RayConfig,
+    SimulationConfig,
+    simulate,
+)
 
 
 def config(gpus_per_actor: float) -> SimulationConfig:

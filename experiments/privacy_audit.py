@@ -28,14 +28,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import ray  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import ray
 
-from fedray import (  # noqa: E402
-    DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate,
-)
-from fedray.config import AuditConfig, EncryptionConfig, PrivacyConfig  # noqa: E402
+from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray.config import AuditConfig, EncryptionConfig, PrivacyConfig
 
 AUDIT = AuditConfig(inversion=True, membership=True, canary=True, canaries=200)
 SETTINGS = {

@@ -69,11 +69,12 @@ def main() -> None:
     try:
         for overrides, mode, epsilon in grid:
             for seed in args.seeds:
-                row = run(overrides + [f"seed={seed}"])
+                row = run([*overrides, f"seed={seed}"])
                 row.update(mode=mode, target_epsilon=epsilon)
                 rows.append(row)
                 print(f"{mode:>8} ε={epsilon:<4} seed={seed}: mean client acc "
-                      f"{row['mean_client_accuracy']:.3f}, ε spent {row['epsilon_spent']}", flush=True)
+                      f"{row['mean_client_accuracy']:.3f}, ε spent {row['epsilon_spent']}",
+                      flush=True)
     finally:
         ray.shutdown()
     table = pd.DataFrame(rows)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -37,7 +36,7 @@ def draw_profile(config: AvailabilityConfig, steps: list[int],
     return Profile(online, speed, np.asarray(steps) * config.seconds_per_step * speed)
 
 
-def local_steps(sizes: list[int], *, epochs: int, steps: Optional[int],
+def local_steps(sizes: list[int], *, epochs: int, steps: int | None,
                 batch_size: int) -> list[int]:
     """Local SGD steps per round for each hospital (its batches × epochs, or steps)."""
     return [steps if steps is not None else epochs * math.ceil(n / batch_size) for n in sizes]
@@ -50,7 +49,7 @@ def offline(profile: Profile, invited: np.ndarray, generator: np.random.Generato
     return {int(i) for i in invited if i < len(coins) and coins[i] >= profile.online[i]}
 
 
-def late(profile: Profile, training: set[int], timeout_s: Optional[float]) -> set[int]:
+def late(profile: Profile, training: set[int], timeout_s: float | None) -> set[int]:
     """The hospitals whose simulated round time passes the round's timeout."""
     if timeout_s is None:
         return set()

@@ -15,7 +15,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from fedray.config import ConfigError
 
@@ -69,7 +69,7 @@ def write_checkpoint(run_dir: Path, round_: int, state: dict[str, Any]) -> Path:
     return path
 
 
-def latest_checkpoint(run_dir: Path) -> Optional[dict[str, Any]]:
+def latest_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     """The state of the last complete checkpoint in ``run_dir``, or None when it has none
     (a file that does not read back whole, e.g. cut by a full disk, is skipped). Raises
     :class:`NotPlainData` for a checkpoint that holds live objects."""

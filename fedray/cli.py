@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -23,7 +23,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fedray.config import (
-    SECTIONS, ConfigError, SimulationConfig, config_from_dict, first_line, hydra_schema,
+    SECTIONS,
+    ConfigError,
+    SimulationConfig,
+    config_from_dict,
+    first_line,
+    hydra_schema,
 )
 from fedray.data.heart_disease import DatasetUnavailable
 from fedray.sweep import record_failure
@@ -39,18 +44,19 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="fedray_schema", node=hydra_schema(SimulationConfig))
     for group, cls in SECTIONS.items():
-        if group not in ("ray", "availability", "faults", "audit"):  # at the root: no `dataset=schema`
+        # at the root: no `dataset=schema`
+        if group not in ("ray", "availability", "faults", "audit"):
             store.store(name=f"schema_{group}", node=hydra_schema(cls))
 
 
-def format_result(result: "Result") -> str:
+def format_result(result: Result) -> str:
     s = result.summary
     lines = [f"{'hospital':<16}{'train':>7}{'test':>7}{'accuracy':>10}{'auc':>8}"]
     clients = s["clients"]
     if len(clients) > MAX_PRINTED_HOSPITALS:  # the worst and the best, not thousands of lines
         by_accuracy = sorted(clients, key=lambda c: s["per_client_accuracy"][c["name"]])
         half = MAX_PRINTED_HOSPITALS // 2
-        clients = by_accuracy[:half] + [None] + by_accuracy[-half:]
+        clients = [*by_accuracy[:half], None, *by_accuracy[-half:]]
     for client in clients:
         if client is None:
             lines.append(f"{'…':<16}({len(s['clients']) - 2 * half} more hospitals; all of "
@@ -94,7 +100,7 @@ def format_result(result: "Result") -> str:
     return "\n".join(lines)
 
 
-def _audit_lines(audit: Optional[dict]) -> list[str]:
+def _audit_lines(audit: dict | None) -> list[str]:
     """audit.*: one line per attack (the whole record is in summary.json → audit)."""
     if not audit:
         return []
@@ -133,7 +139,7 @@ def compose(overrides: list[str]) -> SimulationConfig:
     return checked_config(OmegaConf.to_container(cfg, resolve=True), None)  # type: ignore[arg-type]
 
 
-def checked_config(values: dict[str, Any], run_dir: Optional[str]) -> SimulationConfig:
+def checked_config(values: dict[str, Any], run_dir: str | None) -> SimulationConfig:
     """The typed config for a composed one; ConfigError names the key and what is allowed."""
     if values.get("output_dir") is not None:
         raise ConfigError("output_dir", values["output_dir"],

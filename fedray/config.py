@@ -3,27 +3,22 @@
 The library takes these frozen dataclasses (``fedray.simulate(SimulationConfig(...))``);
 the Hydra CLI builds them from its composed config with :func:`config_from_dict`.
 Every check raises :class:`ConfigError`, whose message names the full key, the value
-and what is allowed, so a bad sweep fails in one line before Ray starts.
+and what is allowed, so a bad sweep fails in one line before Ray starts. Each section
+checks its own keys; the rules that read keys of several sections are in
+fedray/config_rules.py and run last.
 """
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+from fedray.config_rules import check_cross_rules
+from fedray.errors import ConfigError
 
 if TYPE_CHECKING:
     from fedray.crypto.ckks import CKKSParameters
-
-
-class ConfigError(ValueError):
-    """A configuration value is out of range; ``str(err)`` is one line."""
-
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r}: {allowed}")
-
-    def under(self, prefix: str) -> "ConfigError":
-        return ConfigError(f"{prefix}.{self.key}", self.value, self.allowed)
 
 
 def first_line(err: BaseException, default: Optional[str] = None) -> str:
@@ -260,7 +255,7 @@ class EncryptionConfig:
         from fedray.crypto.ckks import PRESETS, check_parameters
 
         _one_of("name", self.name, ENCRYPTIONS)
-        _one_of("preset", self.preset, tuple(PRESETS) + ("custom",))
+        _one_of("preset", self.preset, (*PRESETS, "custom"))
         _require(
             isinstance(self.decrypt_rounding_bits, int) and 8 <= self.decrypt_rounding_bits <= 24,
             "decrypt_rounding_bits", self.decrypt_rounding_bits,
@@ -352,14 +347,14 @@ class RayConfig:
         _require(
             self.address is None or (isinstance(self.address, str) and (
                 self.address == "auto" or "://" in self.address
-                or self.address.rpartition(":")[2].isdigit()
-                and self.address.rpartition(":")[0] != "")),
+                or (self.address.rpartition(":")[2].isdigit()
+                and self.address.rpartition(":")[0] != ""))),
             "address", self.address,
             "must be null (fresh local Ray), 'auto', ray://host:port or host:port",
         )
         _positive_float("num_cpus_per_actor", self.num_cpus_per_actor)
         _require(
-            0 <= self.num_gpus_per_actor, "num_gpus_per_actor", self.num_gpus_per_actor,
+            self.num_gpus_per_actor >= 0, "num_gpus_per_actor", self.num_gpus_per_actor,
             "must be >= 0 (fractions share a GPU)",
         )
         if self.num_actors is not None:
@@ -446,12 +441,6 @@ class SimulationConfig:
                  and not isinstance(self.checkpoint_every, bool) and self.checkpoint_every >= 0,
                  "checkpoint_every", self.checkpoint_every,
                  "must be an integer >= 0 (0: no checkpoints)")
-        _require(self.availability.seconds_per_step == 0 or self.round_timeout_s is not None,
-                 "availability.seconds_per_step", self.availability.seconds_per_step,
-                 "needs round_timeout_s: the simulated deadline a slow hospital misses")
-        _require(not (self.audit.enabled and self.strategy.name in ("pooled", "local")),
-                 "strategy.name", self.strategy.name,
-                 "is a reference run without updates to attack; audits need a federation")
         _require(self.resume is None or (isinstance(self.resume, str) and self.resume != ""),
                  "resume", self.resume, "must be null or a run directory with checkpoints/")
 
@@ -476,83 +465,7 @@ class SimulationConfig:
         _positive_int("eval_every", self.eval_every)
         if self.round_timeout_s is not None:
             _positive_float("round_timeout_s", self.round_timeout_s)
-        if self.privacy.name == "distributed" and not self.encryption.enabled:
-            raise ConfigError(
-                "privacy.name", "distributed", "needs encryption=ckks: each hospital adds only "
-                "a share of the noise, so its update is under-noised unless the server sees "
-                "nothing but the encrypted sum",
-            )
-        if self.privacy.name == "central" and self.encryption.enabled:
-            raise ConfigError(
-                "privacy.name", "central", "cannot run with encryption=ckks: the aggregator "
-                "would have to add noise to a sum it cannot read; use privacy=distributed "
-                "(same guarantee, noise added by the hospitals under encryption)",
-            )
-        if self.privacy.colluders >= self.min_clients and self.privacy.name == "distributed":
-            raise ConfigError(
-                "privacy.colluders", self.privacy.colluders,
-                f"must be < min_clients={self.min_clients}, the fewest noise shares a released "
-                "sum carries (colluders subtract their own shares)",
-            )
-        if self.privacy.name == "central" and self.min_clients != 1:
-            raise ConfigError(
-                "min_clients", self.min_clients, "must be 1 with privacy=central: the server "
-                "releases a noised sum every round, since withholding rounds with few sampled "
-                "hospitals would reveal the hidden sample",
-            )
-        if self.strategy.name in ("local", "pooled") and (
-                self.privacy.name != "none" or self.encryption.enabled):
-            raise ConfigError(
-                "strategy.name", self.strategy.name, "is a reference run that shares no "
-                "update (local) or pools the records (pooled); it takes privacy=none and "
-                "encryption=none",
-            )
-        if self.strategy.name == "scaffold" and self.privacy.name in ("local", "central",
-                                                                      "distributed"):
-            raise ConfigError(
-                "strategy.name", "scaffold", f"with privacy={self.privacy.name} the server "
-                "control variate would sum every round's noise and its Δc would share the "
-                "model's clip budget; use fedprox, or privacy=dpsgd (SCAFFOLD then works on "
-                "privatised updates)",
-            )
-        if self.strategy.name == "pooled" and self.min_clients != 1:
-            raise ConfigError("min_clients", self.min_clients, "must be 1 with strategy=pooled: "
-                              "one trainer sends one update per round")
-        if self.strategy.name == "pooled" and self.strategy.pooled_scaling == "pooled" and (
-                self.partition.feature_shift > 0 or self.partition.masked_features > 0
-                or (self.dataset.name == "synthetic" and self.dataset.feature_shift > 0)):
-            raise ConfigError(
-                "strategy.pooled_scaling", "pooled", "re-standardises the raw records, which "
-                "would drop each hospital's feature shift; use pooled_scaling=hospital",
-            )
-        if self.privacy.name == "dpsgd" and self.model.batchnorm:
-            raise ConfigError(
-                "model.batchnorm", True, "BatchNorm mixes the records of a batch, so DP-SGD "
-                "has no per-record gradient to clip; use model.batchnorm=false with "
-                "privacy=dpsgd (Opacus refuses it too)",
-            )
-        if self.optimizer == "adam" and (self.strategy.name == "scaffold"
-                                         or self.privacy.name == "dpsgd"):
-            raise ConfigError(
-                "optimizer", "adam", "SCAFFOLD's control variates and fedray's DP-SGD assume "
-                "plain SGD steps; use optimizer=sgd",
-            )
-        if self.strategy.name == "fedbn" and not self.model.batchnorm:
-            raise ConfigError("strategy.name", "fedbn", "keeps each hospital's BatchNorm "
-                              "layers local; use model=mlp model.batchnorm=true")
-        if (self.model.batchnorm and self.privacy.name in ("local", "central", "distributed")
-                and self.strategy.name != "fedbn"):
-            raise ConfigError(
-                "model.batchnorm", True, f"with privacy={self.privacy.name} the shared "
-                "BatchNorm running variances would be averaged with DP noise and can turn "
-                "negative; use strategy=fedbn (BatchNorm stays local) or model.batchnorm=false",
-            )
-        if self.partition.name == "natural" and self.dataset.name != "heart_disease":
-            raise ConfigError(
-                "partition.name", self.partition.name,
-                f"dataset {self.dataset.name} has no natural hospitals; "
-                "use iid, dirichlet, quantity or shards",
-            )
+        check_cross_rules(self)  # rules that read more than one key (fedray/config_rules.py)
 
 
 SECTIONS: dict[str, type] = {
@@ -574,7 +487,8 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
     unknown = sorted(set(values) - names)
     if unknown:
         key = f"{prefix}{unknown[0]}"
-        raise ConfigError(key, values[unknown[0]], f"unknown key; known: {', '.join(sorted(names))}")
+        raise ConfigError(key, values[unknown[0]],
+                          f"unknown key; known: {', '.join(sorted(names))}")
     try:
         return cls(**values)
     except ConfigError as err:
@@ -607,7 +521,7 @@ def hydra_schema(cls: type) -> type:
     forbids; the twin keeps field names, types and defaults, so OmegaConf still
     type-checks the command line. Range checks run when the library dataclass is built.
     """
-    fields = []
+    fields: list[tuple[str, Any, Any]] = []
     for f in dataclasses.fields(cls):
         if f.name in TYPED_AT_ROOT:  # its group's options only set flags on these defaults
             nested = hydra_schema(SECTIONS[f.name])

@@ -3,8 +3,8 @@ and the pure maths that combines them into per-hospital and pooled metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,9 +20,9 @@ class EvalStats:
     num: int
     correct: int
     loss_sum: float
-    auc: Optional[float]  # exact, on this hospital's own split (binary tasks only)
-    positive_hist: Optional[np.ndarray]  # counts of positive-class scores per bin
-    negative_hist: Optional[np.ndarray]
+    auc: float | None  # exact, on this hospital's own split (binary tasks only)
+    positive_hist: np.ndarray | None  # counts of positive-class scores per bin
+    negative_hist: np.ndarray | None
 
     @property
     def accuracy(self) -> float:
@@ -51,7 +51,7 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> EvalSt
     return EvalStats(len(y), correct, loss_sum, auc, pos, neg)
 
 
-def exact_auc(scores: np.ndarray, labels: np.ndarray) -> Optional[float]:
+def exact_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """ROC-AUC as the Mann-Whitney statistic over average ranks (ties count half)."""
     n_pos = int(labels.sum())
     n_neg = len(labels) - n_pos
@@ -69,7 +69,7 @@ def exact_auc(scores: np.ndarray, labels: np.ndarray) -> Optional[float]:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
+def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> float | None:
     """ROC-AUC from per-bin score counts: P(score+ > score-) + P(tie)/2 over bins."""
     n_pos, n_neg = positive.sum(), negative.sum()
     if n_pos == 0 or n_neg == 0:
@@ -81,10 +81,14 @@ def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> Optional[
 
 def pooled(stats: Sequence[EvalStats]) -> EvalStats:
     """The global model on the union of the hospitals' test splits."""
-    hist = [s.positive_hist is not None for s in stats]
-    pos = np.sum([s.positive_hist for s in stats], axis=0) if all(hist) else None
-    neg = np.sum([s.negative_hist for s in stats], axis=0) if all(hist) else None
-    auc = auc_from_histograms(pos, neg) if pos is not None else None
+    pos: np.ndarray | None = None
+    neg: np.ndarray | None = None
+    auc = None
+    if all(s.positive_hist is not None for s in stats):
+        # evaluate_model makes both histograms or neither
+        pos = np.sum([s.positive_hist for s in stats if s.positive_hist is not None], axis=0)
+        neg = np.sum([s.negative_hist for s in stats if s.negative_hist is not None], axis=0)
+        auc = auc_from_histograms(pos, neg)
     return EvalStats(
         num=sum(s.num for s in stats),
         correct=sum(s.correct for s in stats),

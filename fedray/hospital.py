@@ -12,7 +12,7 @@ import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,13 +20,19 @@ from torch import nn
 
 from fedray.data import HospitalData
 from fedray.evaluation import EvalStats, evaluate_model
-from fedray.models import flatten, load_flat, num_trainable
 from fedray.local_trainers import LocalTrainer, PlainTraining
+from fedray.models import flatten, load_flat, num_trainable
 from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, UploadLayout
 from fedray.privacy.randomness import make_randomness
 from fedray.privacy.steps import ClientPrivacy
 from fedray.strategies.base import (
-    ClientRound, State, Strategy, concat_uploads, keep_own_values, own_values, with_own_values,
+    ClientRound,
+    State,
+    Strategy,
+    concat_uploads,
+    keep_own_values,
+    own_values,
+    with_own_values,
 )
 from fedray.strategies.fedavg import FedAvg
 from fedray.training import LocalTraining, train_local
@@ -40,15 +46,15 @@ class RoundSetup:
     strategy: Strategy
     settings: LocalTraining
     layout: UploadLayout
-    local_positions: Optional[np.ndarray]  # FedBN, local: positions each hospital keeps
+    local_positions: np.ndarray | None  # FedBN, local: positions each hospital keeps
     trainer: LocalTrainer = field(default_factory=PlainTraining)
 
 
 class Hospital:
     def __init__(
         self, *, index: int, data: HospitalData, seed: int, pipeline: ClientPipeline,
-        device: str = "cpu", privacy: Optional[ClientPrivacy] = None, secure_rng: bool = False,
-        strategy_state: Optional[State] = None, planned_train: Optional[int] = None,
+        device: str = "cpu", privacy: ClientPrivacy | None = None, secure_rng: bool = False,
+        strategy_state: State | None = None, planned_train: int | None = None,
     ) -> None:
         """``privacy``: what the privacy mode puts into this hospital (its ledger, its
         participation coin; fedray/privacy/steps.py), none by default. Under
@@ -79,7 +85,7 @@ class Hospital:
         self.optimizer_state: dict = {}  # Adam's moments (optimizer=adam)
 
     def train(self, setup: RoundSetup, broadcast: RoundBroadcast, *, weight: float,
-              round_: int = 0) -> tuple[Optional[Update], HospitalReport]:
+              round_: int = 0) -> tuple[Update | None, HospitalReport]:
         """One round of local work: the update for the aggregator (None when the
         hospital's budget would be overspent) and the report for the driver."""
         ledger = self.privacy.ledger
@@ -88,7 +94,7 @@ class Hospital:
                                         exhausted=True)
         start = time.perf_counter()
         coin = self.privacy.participation.draw(self.randomness)
-        loss: Optional[float] = None
+        loss: float | None = None
         if coin is not False:
             loss, uploads = self._train_round(setup, broadcast)
         else:
@@ -126,16 +132,16 @@ class Hospital:
         return loss, uploads
 
     def _load(self, model: nn.Module, global_vector: np.ndarray,
-              local_positions: Optional[np.ndarray]) -> None:
+              local_positions: np.ndarray | None) -> None:
         load_flat(model, with_own_values(global_vector, self.strategy_state, local_positions))
 
     @property
-    def epsilon(self) -> Optional[float]:
+    def epsilon(self) -> float | None:
         """ε spent so far by this hospital's own ledger (local, DP-SGD), else None."""
         return self.privacy.ledger.epsilon
 
     @property
-    def own_model(self) -> Optional[np.ndarray]:
+    def own_model(self) -> np.ndarray | None:
         """The values it keeps at its local positions (all of them under strategy=local)."""
         return own_values(self.strategy_state)
 
@@ -163,7 +169,7 @@ class Hospital:
         self.optimizer_state = arrays_to_tensors(state["optimizer"])
 
     def evaluate(self, model: nn.Module, global_vector: np.ndarray,
-                 local_positions: Optional[np.ndarray] = None) -> EvalStats:
+                 local_positions: np.ndarray | None = None) -> EvalStats:
         """The global model on this hospital's test split (with its own BatchNorm
         under FedBN)."""
         self._load(model, global_vector, local_positions)

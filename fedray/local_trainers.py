@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from fedray.privacy.dpsgd import DPSGDTrainer
+from fedray.privacy.randomness import Randomness
+from fedray.privacy.steps import HospitalLedger
 from fedray.strategies.base import ClientRound
 from fedray.training import train_local
 
@@ -46,14 +48,16 @@ class DPSGDTraining:
         from opacus.accountants import create_accountant
 
         ledger = hospital.privacy.ledger
+        if not isinstance(ledger, HospitalLedger):  # the plan gives every DP-SGD hospital one
+            raise TypeError("DP-SGD trains a hospital that keeps its own ledger")
         # Opacus's accountant counts the optimizer steps actually taken this round.
         accountant = create_accountant(mechanism=ledger.accountant)
         sampling, noise = hospital.data_order, hospital.noise_order
         randomness = hospital.randomness
         if randomness.secure:  # secure_rng: batches and noise from fresh OS seeds
-            sampling = torch.Generator().manual_seed(randomness.torch_seed())
+            sampling = torch.Generator().manual_seed(_os_seed(randomness))
             noise = torch.Generator(device=hospital.x_train.device).manual_seed(
-                randomness.torch_seed())
+                _os_seed(randomness))
         loss = self.dpsgd.train(
             hospital.x_train, hospital.y_train, noise_multiplier=ledger.noise_multiplier,
             sample_rate=ledger.sample_rate, steps=ledger.steps_per_round,
@@ -66,6 +70,13 @@ class DPSGDTraining:
                 raise RuntimeError(f"DP-SGD ran σ={sigma}, q={rate}; the plan says otherwise")
             ledger.record(steps)
         return loss, ledger.steps_per_round
+
+
+def _os_seed(randomness: Randomness) -> int:
+    seed = randomness.torch_seed()
+    if seed is None:
+        raise ValueError("a seeded stream has no OS seed to give")
+    return seed
 
 
 LocalTrainer = PlainTraining | DPSGDTraining

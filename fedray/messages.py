@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,10 @@ class HospitalReport:
     """Simulator diagnostics from one hospital's round: hospital -> driver only."""
 
     hospital: int
-    train_loss: Optional[float]  # None when it did not train (not sampled, exhausted)
+    train_loss: float | None  # None when it did not train (not sampled, exhausted)
     seconds: dict[str, float] = field(default_factory=dict)
-    epsilon: Optional[float] = None  # this hospital's ε spent so far (local, DP-SGD)
+    epsilon: float | None = None  # this hospital's ε spent so far (local, DP-SGD)
     exhausted: bool = False  # budget spent: the hospital sent nothing
-    sampled: Optional[bool] = None  # distributed: whether its own coin put its data in
+    sampled: bool | None = None  # distributed: whether its own coin put its data in
     values_clipped: int = 0  # quantised packing: values outside ±range
     late: bool = False  # trained, but past the round's (simulated) timeout: update dropped

@@ -6,7 +6,7 @@ sigmoid + binary cross-entropy; any wider head uses softmax cross-entropy.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -11,8 +11,9 @@ codec. The round loop never changes when they do.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from fedray.privacy.randomness import Randomness
 from fedray.privacy.steps import ServerPrivacy, UpdateStep
 from fedray.strategies import Strategy
 from fedray.strategies.base import State, split_uploads, upload_sizes
+
 
 @dataclass(frozen=True)
 class ClientPipeline:
@@ -52,8 +54,8 @@ class Rejection:
 
 @dataclass(frozen=True)
 class AggregateResult:
-    broadcast: Optional["RoundBroadcast"]  # the next round's; None in the driver's report
-    server_state: Optional[State]  # the strategy's server state; None in the report
+    broadcast: RoundBroadcast | None  # the next round's; None in the driver's report
+    server_state: State | None  # the strategy's server state; None in the report
     accepted: tuple[int, ...]
     rejected: tuple[Rejection, ...]
     bytes_received: int
@@ -79,7 +81,7 @@ class UploadLayout:
     num_hospitals: int
     # model positions each hospital keeps (FedBN): the server never moves them, so the
     # noise DP adds there never reaches anyone's BatchNorm
-    kept: Optional[np.ndarray] = None
+    kept: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -112,8 +114,8 @@ def upload_layout(strategy: Strategy, model: Any, num_hospitals: int) -> UploadL
 def aggregate(
     updates: list[Update], *, broadcast: RoundBroadcast, server_state: State,
     weights: dict[int, float], layout: UploadLayout, codec: Codec,
-    decode: Optional[Callable[[Any, tuple[int, ...]], np.ndarray]] = None,
-    server: Optional[ServerPrivacy] = None, round_: Optional[int] = None,
+    decode: Callable[[Any, tuple[int, ...]], np.ndarray] | None = None,
+    server: ServerPrivacy | None = None, round_: int | None = None,
 ) -> AggregateResult:
     """Validates, sums and applies the server rule. A bad update is rejected, never
     averaged in. ``weights`` are the round's weights as the orchestrator assigned them
@@ -183,7 +185,7 @@ def aggregate(
 
 
 def _above_clip(payload: np.ndarray, layout: UploadLayout, weight: float, clip: float
-                ) -> Optional[str]:
+                ) -> str | None:
     """Why a plaintext update breaks the clip bound, or None (float64, with a 1e-6 margin
     for the float32 payload's rounding)."""
     norm = float(np.linalg.norm(np.asarray(payload, dtype=np.float64)))

@@ -11,7 +11,10 @@ import numpy as np
 from fedray.config import ConfigError, SimulationConfig
 from fedray.crypto import packing_layout
 from fedray.crypto.packing import (
-    CLIP_SHARE_OF_DELTA, clipped_share_bound, noise_tails, range_for_noise,
+    CLIP_SHARE_OF_DELTA,
+    clipped_share_bound,
+    noise_tails,
+    range_for_noise,
 )
 from fedray.data import FederationPlan, PartitionError, plan_federation
 from fedray.models import build_model

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class Result:
     summary: dict[str, Any]
     metrics: Any  # pandas.DataFrame: round, client, split, metric, value
     global_vector: np.ndarray
-    output_dir: Optional[Path]
+    output_dir: Path | None
 
     @property
     def accuracy(self) -> float:

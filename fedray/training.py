@@ -8,8 +8,8 @@ epochs until that many optimizer steps are done (FLamby's "local updates").
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from fedray.strategies.base import ClientRound, Strategy
 @dataclass(frozen=True)
 class LocalTraining:
     epochs: int = 1
-    steps: Optional[int] = None
+    steps: int | None = None
     batch_size: int = 32
     lr: float = 0.05
     optimizer: str = "sgd"  # "adam": torch's Adam, its state kept by the hospital
@@ -48,15 +48,15 @@ def batch_indices(
 
 def train_local(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, settings: LocalTraining,
-    generator: torch.Generator, strategy: Strategy, round_: Optional[ClientRound] = None,
-    optimizer_state: Optional[dict] = None, planned_records: Optional[int] = None,
+    generator: torch.Generator, strategy: Strategy, round_: ClientRound | None = None,
+    optimizer_state: dict | None = None, planned_records: int | None = None,
 ) -> float:
     """Runs SGD (or Adam) in place on ``model``, each gradient plus the strategy's
     data-independent terms; returns the mean training loss over the steps.
     ``optimizer_state``: Adam's moments, read and updated in place (one per hospital,
     since one model copy trains several hospitals in turn)."""
     model.train()
-    params = list(model.parameters())
+    params: list[torch.Tensor] = list(model.parameters())
     if round_ is None:  # a strategy without round state (FedAvg)
         round_ = ClientRound([p.detach().clone() for p in params], {}, {})
     adam = _adam(params, settings.lr, optimizer_state) if settings.optimizer == "adam" else None
@@ -89,7 +89,7 @@ def train_local(
     return total / max(steps, 1)
 
 
-def _adam(params: list[torch.Tensor], lr: float, state: Optional[dict]) -> torch.optim.Adam:
+def _adam(params: list[torch.Tensor], lr: float, state: dict | None) -> torch.optim.Adam:
     """torch's Adam, resumed from a hospital's saved state. (Imported on use: torch.optim
     costs a fresh worker 1.5 s, which SGD runs never pay.)"""
     adam = torch.optim.Adam(params, lr=lr)

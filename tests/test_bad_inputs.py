@@ -8,7 +8,7 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from fedray.cli import composition_error_line, compose
+from fedray.cli import compose, composition_error_line
 from fedray.config import ConfigError
 
 CONFIG = [

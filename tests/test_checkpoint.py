@@ -21,7 +21,7 @@ def test_plain_data_round_trips_exactly(tmp_path):
 
 
 def test_a_live_object_is_not_plain_data():
-    with pytest.raises(NotPlainData, match="fedray.config.SimulationConfig"):
+    with pytest.raises(NotPlainData, match=r"fedray\.config\.SimulationConfig"):
         loads_plain(pickle.dumps({"config": SimulationConfig()}))
 
 

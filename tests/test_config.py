@@ -1,7 +1,13 @@
+import dataclasses
+
 import pytest
 
 from fedray.config import (
-    ConfigError, PartitionConfig, SimulationConfig, config_from_dict, hydra_schema,
+    ConfigError,
+    PartitionConfig,
+    SimulationConfig,
+    config_from_dict,
+    hydra_schema,
 )
 
 
@@ -47,5 +53,5 @@ def test_hydra_schema_is_a_mutable_twin():
     node = schema()
     node.alpha = 0.1  # Hydra writes overrides into its nodes
     assert node.name == "natural"
-    with pytest.raises(Exception):
-        PartitionConfig().alpha = 0.1  # the library's config stays frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PartitionConfig().alpha = 0.1  # type: ignore[misc]  # the library's config stays frozen

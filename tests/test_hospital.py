@@ -14,14 +14,12 @@ from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.crypto.packing import Layout
 from fedray.data.base import HospitalData
 from fedray.hospital import Hospital, RoundSetup
-from fedray.models import build_model, flatten, initial_parameters
 from fedray.local_trainers import DPSGDTraining
+from fedray.models import build_model, flatten, initial_parameters
 from fedray.pipeline import ClientPipeline, RoundBroadcast, upload_layout
 from fedray.privacy import RUN, PartyPlan, PrivacyLedger, PrivacyPlan, make_randomness
 from fedray.privacy.dpsgd import DPSGDTrainer
-from fedray.privacy.steps import (
-    ClientPrivacy, ClipToNorm, GaussianNoise, HospitalLedger, OwnCoin,
-)
+from fedray.privacy.steps import ClientPrivacy, ClipToNorm, GaussianNoise, HospitalLedger, OwnCoin
 from fedray.runtime.aggregator_worker import AggregatorWorker
 from fedray.strategies import ClientRound, FedAvg
 from fedray.strategies.base import OWN_VALUES
@@ -124,7 +122,7 @@ def test_a_self_sampling_hospital_sends_a_noise_share_either_way():
     assert not report.sampled and report.train_loss is None  # it did not train
     assert np.count_nonzero(out.payload) == out.payload.size  # zero update + its share
     assert np.std(out.payload) == pytest.approx(0.25 * 0.5, rel=0.5)
-    inside, report = _train(_hospital(self_sample_rate=1.0))
+    _inside, report = _train(_hospital(self_sample_rate=1.0))
     assert report.sampled and report.train_loss is not None
 
 

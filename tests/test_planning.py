@@ -4,11 +4,16 @@ import numpy as np
 import pytest
 
 from fedray.config import (
-    ConfigError, DatasetConfig, EncryptionConfig, PartitionConfig, PrivacyConfig, SimulationConfig,
+    ConfigError,
+    EncryptionConfig,
+    PartitionConfig,
+    PrivacyConfig,
+    SimulationConfig,
 )
 from fedray.crypto.packing import noise_tails
 from fedray.planning import aggregation_weights, largest_weights, plan
 from fedray.privacy import MODES
+from tests.conftest import synthetic_config
 
 
 def test_largest_weight_is_with_the_smallest_companions():
@@ -46,7 +51,7 @@ def test_packing_range_is_derived_from_the_local_noise():
 
 def test_a_hand_set_packing_range_that_would_clip_is_refused_in_one_line():
     # the old default ±1 clips ~half of Cleveland's values under local DP at ε = 4
-    with pytest.raises(ConfigError, match="of Cleveland's values .* more than δ/100") as info:
+    with pytest.raises(ConfigError, match=r"of Cleveland's values .* more than δ/100") as info:
         plan(_packed(PrivacyConfig(name="local", epsilon=4.0), packing_range=1.0))
     assert info.value.key == "encryption.packing_range" and "\n" not in str(info.value)
 
@@ -77,8 +82,7 @@ def test_secure_sampling_is_not_reproducible_and_seeded_sampling_is():
       "num_clients": 20}, "partition.alpha"),
 ])
 def test_a_partition_that_cannot_be_drawn_names_the_right_key(overrides, key):
-    config = SimulationConfig(dataset=DatasetConfig(name="synthetic", num_records=800),
-                              **overrides)
+    config = synthetic_config(num_records=800, **overrides)  # partition: from overrides
     with pytest.raises(ConfigError) as info:
         plan(config)
     assert info.value.key == key and "\n" not in str(info.value)

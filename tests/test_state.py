@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from fedray.config import ModelConfig, PrivacyConfig, SimulationConfig, StrategyConfig
 from fedray.checkpoint import loads_plain
+from fedray.config import ModelConfig, PrivacyConfig, SimulationConfig, StrategyConfig
 from fedray.crypto import PlainCodec
 from fedray.data.base import HospitalData
 from fedray.hospital import Hospital, RoundSetup

@@ -29,7 +29,7 @@ def dlg_invert(model: nn.Module, start: np.ndarray, update: np.ndarray, *, num_r
     12 update scales where 4 did in 9; tests/audit/test_attacks.py)."""
     load_flat(model, start)
     model.eval()  # the attacker evaluates; BatchNorm (never with DP-SGD) is not modelled
-    params = list(model.parameters())
+    params: list[torch.Tensor] = list(model.parameters())
     target = -torch.as_tensor(np.asarray(update[: sum(p.numel() for p in params)],
                                          dtype=np.float32))
     target = target / target.norm().clamp_min(1e-12)

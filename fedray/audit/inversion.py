@@ -39,7 +39,7 @@ def score_reconstruction(candidates: np.ndarray, records: np.ndarray) -> dict[st
     errors = (np.linalg.norm(candidates[:, None, :] - records[None, :, :], axis=2)
               / np.maximum(np.linalg.norm(records, axis=1)[None, :], 1e-300))
     best = np.unravel_index(int(np.argmin(errors)), errors.shape)
-    return {"candidates": int(len(candidates)),
+    return {"candidates": len(candidates),
             "best_cosine": float(np.max(cosine)),
             "best_relative_error": float(errors[best]),
             "records_recovered": int(np.sum(np.min(errors, axis=0) < 1e-3))}

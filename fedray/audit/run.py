@@ -8,7 +8,8 @@ driver, once the run is over."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,9 +41,80 @@ def with_canaries(config: Any, index: int, data: HospitalData, num_classes: int
         y_train=np.concatenate([data.y_train, labels[included].astype(data.y_train.dtype)]))
 
 
+@dataclasses.dataclass(frozen=True)
+class AuditScene:
+    """What the attacks read once the run is over: the run, the rebuilt hospitals, the
+    initial and final global models, and each attacker's own inputs."""
+
+    config: Any
+    federation: Any
+    hospitals: list[HospitalData]
+    initial: np.ndarray
+    final: np.ndarray
+    losses: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    inversion_view: dict[str, Any] | None
+    epsilon: float | None
+    delta: float | None
+    epsilon_covering: float | None
+
+
+def _membership(scene: AuditScene) -> dict[str, Any]:
+    hospitals = scene.hospitals
+    x = np.concatenate([h.x_train for h in hospitals] + [h.x_test for h in hospitals])
+    y = np.concatenate([h.y_train for h in hospitals] + [h.y_test for h in hospitals])
+    members = np.zeros(len(x), dtype=bool)
+    members[: sum(len(h.x_train) for h in hospitals)] = True
+    return membership_attacks(members, scene.losses(scene.final, x, y),
+                              scene.losses(scene.initial, x, y))
+
+
+def _canary(scene: AuditScene) -> dict[str, Any]:
+    audit, epsilon = scene.config.audit, scene.epsilon
+    target = scene.hospitals[audit.target]
+    features, labels, included = canaries_for(scene.config, target.x_train,
+                                              scene.federation.num_classes)
+    scores = scene.losses(scene.initial, features, labels) - scene.losses(scene.final, features,
+                                                                          labels)
+    guesses = audit_guesses(scores, included, len(features) // 4)
+    audit_delta = scene.delta if scene.delta is not None else 1e-5
+    return {
+        "canaries": len(features), "included": int(included.sum()), **guesses,
+        "confidence": audit.confidence, "delta": audit_delta,
+        "epsilon_lower_bound": epsilon_lower_bound(
+            canaries=len(features), delta=audit_delta, confidence=audit.confidence,
+            **guesses),
+        "epsilon_accountant": epsilon,
+        "epsilon_covering": epsilon if scene.epsilon_covering is None else scene.epsilon_covering,
+    }
+
+
+def _inversion(scene: AuditScene) -> dict[str, Any]:
+    target = scene.config.audit.target
+    view = scene.inversion_view or {"view": "nothing received"}
+    scored: dict[str, Any] = {"view": view["view"]}
+    if view.get("not_applicable"):
+        scored["not_applicable"] = view["not_applicable"]
+    if view.get("candidates") is not None:
+        # scored against what the target trained on (its included canaries too)
+        records = with_canaries(scene.config, target, scene.hospitals[target],
+                                scene.federation.num_classes).x_train
+        scored.update(score_reconstruction(view["candidates"], records))
+        if view.get("dlg_candidates") is not None:
+            scored["dlg"] = score_reconstruction(view["dlg_candidates"], records)
+    return scored
+
+
+# audit.<name>: true runs ATTACKS[name]; the names are fedray.config.AUDIT_ATTACKS
+ATTACKS: dict[str, Callable[[AuditScene], dict[str, Any]]] = {
+    "membership": _membership,
+    "canary": _canary,
+    "inversion": _inversion,
+}
+
+
 def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarray, *,
-              inversion_view: Optional[dict[str, Any]], epsilon: Optional[float],
-              delta: Optional[float], epsilon_covering: Optional[float] = None
+              inversion_view: dict[str, Any] | None, epsilon: float | None,
+              delta: float | None, epsilon_covering: float | None = None
               ) -> dict[str, Any]:
     """``epsilon``: the accountant's ε of the party the canaries sit in;
     ``epsilon_covering``: the ε that covers one canary record under the mode's relation
@@ -59,41 +131,10 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
             return loss_fn(model(torch.as_tensor(x)), torch.as_tensor(y),
                            reduction="none").numpy().astype(np.float64)
 
+    scene = AuditScene(config, federation, hospitals, initial, final, losses, inversion_view,
+                       epsilon, delta, epsilon_covering)
     result: dict[str, Any] = {"target_hospital": hospitals[audit.target].name}
-    if audit.membership:
-        x = np.concatenate([h.x_train for h in hospitals] + [h.x_test for h in hospitals])
-        y = np.concatenate([h.y_train for h in hospitals] + [h.y_test for h in hospitals])
-        members = np.zeros(len(x), dtype=bool)
-        members[: sum(len(h.x_train) for h in hospitals)] = True
-        result["membership"] = membership_attacks(members, losses(final, x, y),
-                                                  losses(initial, x, y))
-    if audit.canary:
-        target = hospitals[audit.target]
-        features, labels, included = canaries_for(config, target.x_train,
-                                                  federation.num_classes)
-        scores = losses(initial, features, labels) - losses(final, features, labels)
-        guesses = audit_guesses(scores, included, len(features) // 4)
-        audit_delta = delta if delta is not None else 1e-5
-        result["canary"] = {
-            "canaries": len(features), "included": int(included.sum()), **guesses,
-            "confidence": audit.confidence, "delta": audit_delta,
-            "epsilon_lower_bound": epsilon_lower_bound(
-                canaries=len(features), delta=audit_delta, confidence=audit.confidence,
-                **guesses),
-            "epsilon_accountant": epsilon,
-            "epsilon_covering": epsilon if epsilon_covering is None else epsilon_covering,
-        }
-    if audit.inversion:
-        view = inversion_view or {"view": "nothing received"}
-        scored: dict[str, Any] = {"view": view["view"]}
-        if view.get("not_applicable"):
-            scored["not_applicable"] = view["not_applicable"]
-        if view.get("candidates") is not None:
-            # scored against what the target trained on (its included canaries too)
-            records = with_canaries(config, audit.target, hospitals[audit.target],
-                                    federation.num_classes).x_train
-            scored.update(score_reconstruction(view["candidates"], records))
-            if view.get("dlg_candidates") is not None:
-                scored["dlg"] = score_reconstruction(view["dlg_candidates"], records)
-        result["inversion"] = scored
+    for name, attack in ATTACKS.items():
+        if getattr(audit, name):
+            result[name] = attack(scene)
     return result

@@ -7,15 +7,15 @@ of an encrypted codec holds a key-free context only.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from fedray.crypto.ckks import CKKSCodec, EncryptedVector
 from fedray.crypto.codec import AwaitingKeys, Codec, PlainCodec
 from fedray.crypto.packing import Layout, PackedCKKSCodec, PackedVector
 
 __all__ = [
-    "AwaitingKeys", "CKKSCodec", "Codec", "EncryptedVector", "Layout", "PackedCKKSCodec", "PackedVector",
-    "PlainCodec", "make_codec", "packing_layout",
+    "AwaitingKeys", "CKKSCodec", "Codec", "EncryptedVector", "Layout", "PackedCKKSCodec",
+    "PackedVector", "PlainCodec", "make_codec", "packing_layout",
 ]
 
 
@@ -28,7 +28,7 @@ def packing_layout(encryption: Any, num_hospitals: int) -> Layout:
                   max_summands=num_hospitals)
 
 
-def make_codec(context: Optional[tuple[bytes, str]], encryption: Any, num_hospitals: int) -> Any:
+def make_codec(context: tuple[bytes, str] | None, encryption: Any, num_hospitals: int) -> Any:
     """The codec every party of one run uses, from its context (None: plaintext)."""
     if context is None:
         return PlainCodec()

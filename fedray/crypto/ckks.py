@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +42,7 @@ PRESETS = {
 }
 
 
-def check_parameters(params: CKKSParameters) -> Optional[str]:
+def check_parameters(params: CKKSParameters) -> str | None:
     """None if the parameters are safe and precise enough for aggregation; else why not."""
     n = params.poly_modulus_degree
     if n not in MAX_MODULUS_BITS_128:
@@ -127,7 +127,7 @@ class CKKSCodec:
     name = "ckks"
 
     def __init__(self, context: bytes, key_fingerprint: str,
-                 scale_bits: Optional[int] = None) -> None:
+                 scale_bits: int | None = None) -> None:
         import tenseal as ts
 
         self._ts = ts
@@ -156,7 +156,7 @@ class CKKSCodec:
     def _load(self, payload: EncryptedVector) -> list[Any]:
         return [self._ts.ckks_vector_from(self._context, c) for c in payload.ciphertexts]
 
-    def validate(self, payload: Any, size: int) -> Optional[str]:
+    def validate(self, payload: Any, size: int) -> str | None:
         if not isinstance(payload, EncryptedVector):
             return f"payload is {type(payload).__name__}, expected an encrypted vector"
         if payload.key_fingerprint != self.fingerprint:

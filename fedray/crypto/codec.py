@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,7 +15,7 @@ class Codec(Protocol):
     def out_of_range(self, vector: np.ndarray) -> int:
         """How many values ``encode`` would have to clip (0 for exact codecs)."""
 
-    def validate(self, payload: Any, size: int) -> Optional[str]:
+    def validate(self, payload: Any, size: int) -> str | None:
         """None if the aggregator may add ``payload``; else why it is rejected."""
 
     def add(self, total: Any, payload: Any) -> Any: ...
@@ -36,11 +36,12 @@ class PlainCodec:
     def out_of_range(self, vector: np.ndarray) -> int:
         return 0
 
-    def validate(self, payload: Any, size: int) -> Optional[str]:
+    def validate(self, payload: Any, size: int) -> str | None:
         if not isinstance(payload, np.ndarray):
             return f"payload is {type(payload).__name__}, expected a float32 array"
         if payload.dtype != np.float32 or payload.ndim != 1:
-            return f"payload is {payload.dtype} with shape {payload.shape}, expected float32 ({size},)"
+            return (f"payload is {payload.dtype} with shape {payload.shape}, "
+                    f"expected float32 ({size},)")
         if payload.shape[0] != size:
             return f"payload has {payload.shape[0]} values, the model has {size}"
         bad = int(np.count_nonzero(~np.isfinite(payload)))
@@ -48,7 +49,7 @@ class PlainCodec:
             return f"payload has {bad} non-finite values (NaN or inf)"
         return None
 
-    def add(self, total: Optional[np.ndarray], payload: np.ndarray) -> np.ndarray:
+    def add(self, total: np.ndarray | None, payload: np.ndarray) -> np.ndarray:
         return payload.astype(np.float64) if total is None else total + payload
 
     def decode(self, payload: np.ndarray) -> np.ndarray:

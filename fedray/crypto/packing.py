@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Layout:
     def levels(self) -> int:
         return 2 ** self.bits - 1
 
-    def check(self) -> Optional[str]:
+    def check(self) -> str | None:
         if LANES * self.lane_width > LANE_CAPACITY_BITS:
             return (f"{LANES} lanes of {self.bits} bits plus room for {self.max_summands} "
                     f"hospitals need {LANES * self.lane_width} bits; a slot holds "
@@ -142,7 +142,7 @@ class PackedCKKSCodec:
         """A diagnostic for the hospital's report: it never rides in the payload."""
         return count_out_of_range(np.asarray(vector, dtype=np.float64), self.layout)
 
-    def validate(self, payload: Any, size: int) -> Optional[str]:
+    def validate(self, payload: Any, size: int) -> str | None:
         if not isinstance(payload, PackedVector):
             return f"payload is {type(payload).__name__}, expected a packed encrypted vector"
         if payload.size != size or payload.count != 1:

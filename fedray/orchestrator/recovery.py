@@ -5,8 +5,9 @@ and it is configured again with its hospitals' last states)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import ray
 
@@ -26,7 +27,7 @@ class Batch:
     states: ray.ObjectRef  # its hospitals' states after the round
     hospitals: list[int]  # trained this round
     expected: int  # updates it can bring (its hospitals less the late ones)
-    error: Optional[str] = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def dispatch_training(global_ref: ray.ObjectRef, weights: dict[int, float],
     return training
 
 
-def close_round(training: dict[ray.ObjectRef, Batch], *, timeout_s: Optional[float],
+def close_round(training: dict[ray.ObjectRef, Batch], *, timeout_s: float | None,
                 states: dict[int, ray.ObjectRef]) -> Closed:
     """Waits for the batches until ``timeout_s`` (None: all of them). A batch still
     running then is left to finish and ignored: cancelling a running task of a

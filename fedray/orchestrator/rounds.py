@@ -11,8 +11,9 @@ aggregator."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import ray
@@ -21,7 +22,12 @@ from fedray.availability import Profile, late, offline
 from fedray.config import SimulationConfig
 from fedray.evaluation import EvalStats
 from fedray.orchestrator.recovery import (
-    Actor, Batch, arrived, close_round, dispatch_training, restore_worker,
+    Actor,
+    Batch,
+    arrived,
+    close_round,
+    dispatch_training,
+    restore_worker,
 )
 from fedray.outputs.record import RunRecord
 from fedray.privacy import PrivacyPlan
@@ -57,9 +63,9 @@ class PendingRound:
     """References of a round whose results the driver has not read yet."""
 
     round_: int
-    report: Optional[ray.ObjectRef]  # the aggregator's; None: the round was skipped
+    report: ray.ObjectRef | None  # the aggregator's; None: the round was skipped
     hospital_reports: list[ray.ObjectRef]
-    evaluations: Optional[list[ray.ObjectRef]]
+    evaluations: list[ray.ObjectRef] | None
 
 
 @dataclass
@@ -78,11 +84,11 @@ class Run:
     sampling: Randomness
     bar: Any  # tqdm
     run_ledger: RunLedger | NoRunLedger = field(default_factory=NoRunLedger)
-    availability: Optional[Availability] = None
+    availability: Availability | None = None
     # hospital -> reference of the states of its last round that arrived (restores a
     # restarted worker's hospitals as they were before the round it lost)
     states: dict[int, ray.ObjectRef] = field(default_factory=dict)
-    pending: Optional[PendingRound] = None
+    pending: PendingRound | None = None
     late_reports: list[tuple[int, ray.ObjectRef]] = field(default_factory=list)
 
     def round(self, round_: int) -> bool:
@@ -100,7 +106,7 @@ class Run:
         offline_now, late_now = self._unavailable(round_, invited)
         participants = np.array([i for i in invited if int(i) not in offline_now], dtype=int)
         # the pooled trainer's size is the union's, after every hospital's
-        weights = self.privacy.weighting.weights(participants, self.sizes + [sum(self.sizes)])
+        weights = self.privacy.weighting.weights(participants, [*self.sizes, sum(self.sizes)])
         victim = self._inject_fault(round_)
         training = dispatch_training(self.global_ref, weights, self.workers.owner, late_now,
                                      round_)
@@ -120,7 +126,7 @@ class Run:
 
     def _aggregate(self, training: dict[ray.ObjectRef, Batch], weights: dict[int, float],
                    round_: int
-                   ) -> tuple[Optional[ray.ObjectRef], list[ray.ObjectRef], list[Batch]]:
+                   ) -> tuple[ray.ObjectRef | None, list[ray.ObjectRef], list[Batch]]:
         """Hands whatever arrived before the deadline to the aggregator; returns the
         reference of its report (None: round skipped, fewer than ``min_clients``
         arrived, global unchanged), those of the arrived hospitals' reports, and the
@@ -140,7 +146,7 @@ class Run:
             num_returns=2).remote(closed.updates, self.global_ref, weights, round_)
         return report, closed.reports, closed.failed
 
-    def _inject_fault(self, round_: int) -> Optional[Actor]:
+    def _inject_fault(self, round_: int) -> Actor | None:
         """faults.kill_actor_round: kills a hospital worker by its handle as the round
         starts (so its round's work is lost, whatever the timing); Ray restarts it."""
         faults = self.config.faults

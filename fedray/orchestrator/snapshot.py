@@ -21,8 +21,6 @@ from fedray.orchestrator.rounds import Run
 from fedray.outputs.record import RunRecord, record_from_state, record_state
 from fedray.pipeline import RoundBroadcast
 
-from fedray.checkpoint import FORMAT  # 1: pickled live objects (before the split), refused
-
 
 def snapshot(run: Run, round_: int, requested: SimulationConfig) -> dict[str, Any]:
     """The run's whole state after ``round_``: read once the round is collected, so every
@@ -53,7 +51,7 @@ def restore(run: Run, state: dict[str, Any]) -> None:
     hospitals = ray.put(state["hospitals"])
     ray.get([a.load_state_dict.remote(hospitals) for a in run.workers.actors]
             + [run.workers.aggregator.load_state_dict.remote(state["aggregator"])])
-    run.states = {i: hospitals for i in state["hospitals"]}  # what a restart restores
+    run.states = dict.fromkeys(state["hospitals"], hospitals)  # what a restart restores
     broadcast = state["broadcast"]
     run.global_ref = ray.put(RoundBroadcast(broadcast["global_vector"], broadcast["extras"]))
     run.sampling.load_state_dict(state["sampling"])

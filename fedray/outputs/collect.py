@@ -109,7 +109,8 @@ def write_tables(table: pd.DataFrame, sweep_dir: Path) -> list[Path]:
     csv, parquet = sweep_dir / "runs.csv", sweep_dir / "runs.parquet"
     table.to_csv(csv, index=False)
     typed = table.copy()
-    for column in typed.columns[typed.dtypes == object]:
+    # an elementwise comparison of pandas dtypes, not a type test
+    for column in typed.columns[typed.dtypes == object]:  # noqa: E721
         try:
             pa.array(typed[column], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):

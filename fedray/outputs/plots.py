@@ -50,7 +50,8 @@ def plot_accuracy(metrics: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    # the default locator is an AutoLocator (a MaxNLocator); the stubs type it as Locator
+    ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
     if len(rounds) == 1:
         ax.set_xlim(rounds[0] - 1, rounds[0] + 1)
     ax.grid(alpha=0.3)

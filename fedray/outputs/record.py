@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -41,12 +41,12 @@ class RunRecord:
     rejections: list[dict[str, Any]] = field(default_factory=list)
     last_eval: dict[int, EvalStats] = field(default_factory=dict)
     rounds_run: int = 0
-    stopped_early: Optional[str] = None
-    local_cross: Optional[dict[int, dict[int, EvalStats]]] = None  # strategy=local
+    stopped_early: str | None = None
+    local_cross: dict[int, dict[int, EvalStats]] | None = None  # strategy=local
     last_personalized: dict[int, EvalStats] = field(default_factory=dict)
     nodes: dict[str, list[str]] = field(default_factory=dict)  # Ray node id -> hospitals
     warm_workers: bool = False  # the run reused workers a previous run had started
-    availability: Optional[dict[str, Any]] = None  # per-hospital draws (availability.*)
+    availability: dict[str, Any] | None = None  # per-hospital draws (availability.*)
     offline_total: int = 0  # hospital-rounds lost to dropouts
     late_total: int = 0  # hospital-rounds trained but past the round's timeout
     lost: list[dict[str, Any]] = field(default_factory=list)  # failed workers' rounds
@@ -64,7 +64,7 @@ class RunRecord:
         self.stopped_early = reason
         bar.write(reason)
 
-    def add_lost(self, round_: int, hospitals: list[int], error: Optional[str]) -> list[str]:
+    def add_lost(self, round_: int, hospitals: list[int], error: str | None) -> list[str]:
         """A worker died in this round: its hospitals lose it. Returns their names."""
         names = [self.names[i] for i in hospitals]
         self.lost.append({"round": round_, "hospitals": names, "error": error})
@@ -96,11 +96,11 @@ class RunRecord:
     def set_local_cross(self, cross: dict[int, dict[int, EvalStats]]) -> None:
         self.local_cross = cross
 
-    def add_final_epsilons(self, epsilons: dict[int, Optional[float]]) -> None:
+    def add_final_epsilons(self, epsilons: dict[int, float | None]) -> None:
         """ε from the hospitals' own ledgers at the end (late batches counted)."""
         self.epsilon.update({i: e for i, e in epsilons.items() if e is not None})
 
-    def add_aggregate(self, round_: int, result: Optional[AggregateResult], bar: Any) -> None:
+    def add_aggregate(self, round_: int, result: AggregateResult | None, bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
         self.log.add(round_, GLOBAL, "round", "accepted", 0 if result is None else
                      len(result.accepted))
@@ -138,12 +138,15 @@ class RunRecord:
         if coins and not late:  # distributed: how many hospitals' own coins put data in
             self.log.add(round_, GLOBAL, "round", "sampled", sum(coins))
 
-    def add_run_epsilon(self, round_: int, epsilon: float) -> None:
+    def add_run_epsilon(self, round_: int, epsilon: float | None) -> None:
+        """The run's ledger's ε after a charge (None: the run keeps no ledger)."""
+        if epsilon is None:
+            return
         self.epsilon[RUN] = epsilon
         self.log.add(round_, GLOBAL, "privacy", "epsilon", epsilon)
 
     def add_eval(self, round_: int, stats: dict[int, EvalStats], bar: Any,
-                 personalized: Optional[dict[int, EvalStats]] = None) -> None:
+                 personalized: dict[int, EvalStats] | None = None) -> None:
         """Test results of the global model, and after each hospital's own fine-tuning
         (``personalize_steps``), with the round's fairness across hospitals."""
         self.last_eval = stats

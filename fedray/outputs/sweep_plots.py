@@ -57,7 +57,7 @@ def _lines(done: pd.DataFrame, *, x: str, y: str, panel: str, path: Path, ylabel
         budgets = (rows.groupby(order, sort=True)[x].first() if x == "epsilon" else None)
         for label, group in rows.groupby("heterogeneity", sort=True):
             means = group.groupby(order, sort=True)[y].mean()
-            positions = ([budgets.index.get_loc(k) for k in means.index] if x == "epsilon"
+            positions = ([budgets.index.get_loc(k) for k in means.index] if budgets is not None
                          else means.index.tolist())
             ax.plot(positions, means.values, marker="o", label=str(label))
         if budgets is not None:

@@ -1,8 +1,6 @@
 """Differential privacy: mechanisms (pure), accounting (Opacus), plans, DP-SGD."""
 
-from fedray.privacy.accounting import (
-    PrivacyLedger, calibrate_noise_multiplier, epsilon_spent,
-)
+from fedray.privacy.accounting import PrivacyLedger, calibrate_noise_multiplier, epsilon_spent
 from fedray.privacy.adjacency import Adjacency
 from fedray.privacy.mechanisms import add_gaussian_noise, clip_to_norm
 from fedray.privacy.modes import MODES, RUN, PrivacyMode

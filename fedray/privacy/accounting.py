@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from fedray.privacy.adjacency import Adjacency
 
@@ -91,7 +91,7 @@ class PrivacyLedger:
     sample_rate: float
     delta: float
     accountant: str
-    budget: Optional[float] = None
+    budget: float | None = None
     steps: int = 0
     adjacency: Adjacency = Adjacency.ADD_REMOVE
 

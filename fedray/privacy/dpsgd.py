@@ -6,13 +6,17 @@ optimizer's step hook — so the ε reported is exactly what was run."""
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from fedray.models import loss_fn
 from fedray.strategies.base import ClientRound, Strategy
+
+if TYPE_CHECKING:
+    from opacus.accountants import IAccountant
 
 
 class DPSGDTrainer:
@@ -27,8 +31,8 @@ class DPSGDTrainer:
     def train(
         self, x: torch.Tensor, y: torch.Tensor, *, noise_multiplier: float, sample_rate: float,
         steps: int, sampling_generator: torch.Generator, noise_generator: torch.Generator,
-        accountant: object, strategy: Strategy, round_: ClientRound, secure_mode: bool = False,
-        planned_records: Optional[int] = None,
+        accountant: IAccountant, strategy: Strategy, round_: ClientRound, secure_mode: bool = False,
+        planned_records: int | None = None,
     ) -> float:
         """Runs ``steps`` DP-SGD steps in place; the accountant records each one. The
         strategy's gradient terms (FedProx, SCAFFOLD) are added after Opacus has

@@ -5,7 +5,8 @@ to its update, and what the server adds. Nothing else in fedray branches on the 
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -13,9 +14,10 @@ from fedray.privacy.adjacency import Adjacency
 
 RUN = -1  # the party key of the run's own accountant (central, distributed)
 
+
 def sample_size(num_hospitals: int, fraction: float) -> int:
     """How many hospitals a fixed-size round asks (at least one)."""
-    return max(1, int(round(fraction * num_hospitals)))
+    return max(1, round(fraction * num_hospitals))
 
 
 SigmaFor = Callable[..., float]  # (sample_rate=q, steps=T) -> σ for the run's target ε
@@ -25,8 +27,8 @@ class PrivacyMode:
     """``none``: no privacy; the base every mode refines."""
 
     name: ClassVar[str] = "none"
-    adjacency: ClassVar[Optional[Adjacency]] = None
-    unit: ClassVar[Optional[str]] = None  # "hospital" (client-level) or "record"
+    adjacency: ClassVar[Adjacency | None] = None
+    unit: ClassVar[str | None] = None  # "hospital" (client-level) or "record"
     per_hospital: ClassVar[bool] = False  # one accountant per hospital, else the run's
     clips_updates: ClassVar[bool] = False  # the hospital clips its update to C
     trains_records_privately: ClassVar[bool] = False  # DP-SGD inside the hospital
@@ -66,12 +68,14 @@ class LocalDP(PrivacyMode):
     adjacency, unit, per_hospital = Adjacency.REPLACE_ONE, "hospital", True
     clips_updates, noise_on_updates = True, True
 
-    def plan_parties(self, *, num_rounds, fraction, train_sizes, batch_size, sigma_for,
-                     steps_for):
+    def plan_parties(self, *, num_rounds: int, fraction: float, train_sizes: list[int],
+                     batch_size: int, sigma_for: SigmaFor, steps_for: Callable[[int], int]
+                     ) -> dict[int, tuple[float, float, int]]:
         sigma = sigma_for(sample_rate=1.0, steps=num_rounds)  # q = 1: no amplification
-        return {i: (sigma, 1.0, 1) for i in range(len(train_sizes))}
+        return dict.fromkeys(range(len(train_sizes)), (sigma, 1.0, 1))
 
-    def client_noise_std(self, *, sigma, clip, min_shares, colluders):
+    def client_noise_std(self, *, sigma: float, clip: float, min_shares: int,
+                         colluders: int) -> float:
         return sigma * clip
 
 
@@ -82,14 +86,16 @@ class CentralDP(PrivacyMode):
     adjacency, unit = Adjacency.ADD_REMOVE, "hospital"
     clips_updates, releases_every_round, fixed_weights = True, True, True
 
-    def plan_parties(self, *, num_rounds, fraction, train_sizes, batch_size, sigma_for,
-                     steps_for):
+    def plan_parties(self, *, num_rounds: int, fraction: float, train_sizes: list[int],
+                     batch_size: int, sigma_for: SigmaFor, steps_for: Callable[[int], int]
+                     ) -> dict[int, tuple[float, float, int]]:
         return {RUN: (sigma_for(sample_rate=fraction, steps=num_rounds), fraction, 1)}
 
-    def server_noise_std(self, *, sigma, clip, fixed_weight):
+    def server_noise_std(self, *, sigma: float, clip: float, fixed_weight: float) -> float:
         return sigma * clip * fixed_weight  # one hospital moves the sum by ≤ C/(qN)
 
-    def sample(self, num_hospitals, fraction, rng):
+    def sample(self, num_hospitals: int, fraction: float, rng: np.random.Generator
+               ) -> np.ndarray:
         """Poisson: each hospital independently, the sampling Opacus accounts."""
         return np.flatnonzero(rng.random(num_hospitals) < fraction)
 
@@ -102,14 +108,16 @@ class DistributedDP(CentralDP):
     adjacency = Adjacency.ZERO_OUT
     releases_every_round, self_sampling, noise_on_updates = False, True, True
 
-    def client_noise_std(self, *, sigma, clip, min_shares, colluders):
+    def client_noise_std(self, *, sigma: float, clip: float, min_shares: int,
+                         colluders: int) -> float:
         # any m released shares, less the t colluders know, still sum to σC
         return sigma * clip / (min_shares - colluders) ** 0.5
 
-    def server_noise_std(self, *, sigma, clip, fixed_weight):
+    def server_noise_std(self, *, sigma: float, clip: float, fixed_weight: float) -> float:
         return 0.0
 
-    def sample(self, num_hospitals, fraction, rng):
+    def sample(self, num_hospitals: int, fraction: float, rng: np.random.Generator
+               ) -> np.ndarray:
         return np.arange(num_hospitals)
 
 
@@ -120,8 +128,9 @@ class DPSGD(PrivacyMode):
     adjacency, unit, per_hospital = Adjacency.ADD_REMOVE, "record", True
     trains_records_privately = True
 
-    def plan_parties(self, *, num_rounds, fraction, train_sizes, batch_size, sigma_for,
-                     steps_for):
+    def plan_parties(self, *, num_rounds: int, fraction: float, train_sizes: list[int],
+                     batch_size: int, sigma_for: SigmaFor, steps_for: Callable[[int], int]
+                     ) -> dict[int, tuple[float, float, int]]:
         parties = {}
         for i, n in enumerate(train_sizes):
             q = min(1.0, batch_size / n)  # Poisson batches of batch_size on average

@@ -6,10 +6,9 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
-
 from torch import nn
 
 from fedray.config import ConfigError, PrivacyConfig, SimulationConfig
@@ -18,8 +17,19 @@ from fedray.privacy.adjacency import Adjacency
 from fedray.privacy.modes import MODES, RUN, PrivacyMode
 from fedray.privacy.randomness import make_randomness
 from fedray.privacy.steps import (
-    ClientPrivacy, ClipToNorm, EveryRound, GaussianNoise, HospitalLedger, NoLedger,
-    NoRunLedger, NoSumNoise, OwnCoin, RunLedger, ServerPrivacy, SumNoise, UpdateStep,
+    ClientPrivacy,
+    ClipToNorm,
+    EveryRound,
+    GaussianNoise,
+    HospitalLedger,
+    NoLedger,
+    NoRunLedger,
+    NoSumNoise,
+    OwnCoin,
+    RunLedger,
+    ServerPrivacy,
+    SumNoise,
+    UpdateStep,
 )
 from fedray.training import LocalTraining
 from fedray.weighting import FixedWeights, SizeWeights, Weighting
@@ -42,10 +52,10 @@ class PrivacyPlan:
     clip: float
     delta: float
     accountant: str
-    budget: Optional[float]  # ε cap, None when only σ was given
+    budget: float | None  # ε cap, None when only σ was given
     parties: dict[int, PartyPlan]  # hospital index -> plan; -1 is the run (central)
     # central/distributed: every participant's weight, 1 / (q N), fixed whatever the sample
-    uniform_weight: Optional[float] = None
+    uniform_weight: float | None = None
     min_shares: int = 1  # distributed: fewest noise shares a released sum may carry
     colluders: int = 0  # distributed: shares that colluding hospitals could subtract
     secure_rng: bool = False
@@ -56,7 +66,7 @@ class PrivacyPlan:
         return MODES[self.mode]
 
     @property
-    def adjacency(self) -> Optional[Adjacency]:
+    def adjacency(self) -> Adjacency | None:
         return self.mechanism.adjacency
 
     def client_noise_std(self, index: int) -> float:

@@ -15,7 +15,7 @@ freshly seeded from the OS each round.
 from __future__ import annotations
 
 import os
-from typing import Optional, Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -26,12 +26,12 @@ class Randomness(Protocol):
     def generator(self) -> np.random.Generator:
         """The generator for the next draw."""
 
-    def torch_seed(self) -> Optional[int]:
+    def torch_seed(self) -> int | None:
         """A fresh seed for a torch generator (secure), or None (keep the seeded one)."""
 
-    def state_dict(self) -> Optional[dict]: ...
+    def state_dict(self) -> dict | None: ...
 
-    def load_state_dict(self, state: Optional[dict]) -> None: ...
+    def load_state_dict(self, state: dict | None) -> None: ...
 
 
 class SeededRandomness:
@@ -45,13 +45,14 @@ class SeededRandomness:
     def generator(self) -> np.random.Generator:
         return self._generator
 
-    def torch_seed(self) -> Optional[int]:
+    def torch_seed(self) -> int | None:
         return None
 
-    def state_dict(self) -> Optional[dict]:
-        return self._generator.bit_generator.state
+    def state_dict(self) -> dict | None:
+        # a dict at run time; numpy's stubs say Mapping
+        return cast(dict, self._generator.bit_generator.state)
 
-    def load_state_dict(self, state: Optional[dict]) -> None:
+    def load_state_dict(self, state: dict | None) -> None:
         if state is not None:
             self._generator.bit_generator.state = state
 
@@ -64,13 +65,13 @@ class SystemRandomness:
     def generator(self) -> np.random.Generator:
         return np.random.default_rng(int.from_bytes(os.urandom(32), "little"))
 
-    def torch_seed(self) -> Optional[int]:
+    def torch_seed(self) -> int | None:
         return int.from_bytes(os.urandom(8), "little") >> 1  # torch seeds are < 2^63
 
-    def state_dict(self) -> Optional[dict]:
+    def state_dict(self) -> dict | None:
         return None  # nothing to save: that is the point
 
-    def load_state_dict(self, state: Optional[dict]) -> None:
+    def load_state_dict(self, state: dict | None) -> None:
         pass
 
 

@@ -12,7 +12,7 @@ once, in :class:`fedray.pipeline.ClientPipeline`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class GaussianNoise:
 class NoLedger:
     """The ledger of a party nobody accounts for: affords everything, spends nothing."""
 
-    epsilon: Optional[float] = None
+    epsilon: float | None = None
     steps_per_round = 0
 
     def can_afford_round(self) -> bool:
@@ -60,10 +60,10 @@ class NoLedger:
     def charge_round(self) -> None:
         """Nothing to charge."""
 
-    def state_dict(self) -> Optional[int]:
+    def state_dict(self) -> int | None:
         return None
 
-    def load_state_dict(self, state: Optional[int]) -> None:
+    def load_state_dict(self, state: int | None) -> None:
         """Nothing to restore."""
 
 
@@ -100,10 +100,10 @@ class HospitalLedger:
     def record(self, steps: int) -> None:
         self.ledger.record(steps)
 
-    def state_dict(self) -> Optional[int]:
+    def state_dict(self) -> int | None:
         return self.ledger.steps
 
-    def load_state_dict(self, state: Optional[int]) -> None:
+    def load_state_dict(self, state: int | None) -> None:
         self.ledger.steps = int(state or 0)
 
 
@@ -113,7 +113,7 @@ Ledger = NoLedger | HospitalLedger
 class EveryRound:
     """A hospital whose data is in every round it is asked to (draws no coin)."""
 
-    def draw(self, randomness: Randomness) -> Optional[bool]:
+    def draw(self, randomness: Randomness) -> bool | None:
         """None: no coin was drawn, the data is in."""
         return None
 
@@ -125,7 +125,7 @@ class OwnCoin:
 
     rate: float
 
-    def draw(self, randomness: Randomness) -> Optional[bool]:
+    def draw(self, randomness: Randomness) -> bool | None:
         """Whether the coin put the data into this round."""
         return bool(randomness.generator().random() < self.rate)
 
@@ -148,10 +148,10 @@ class NoSumNoise:
     def __call__(self, total: np.ndarray) -> np.ndarray:
         return total
 
-    def state_dict(self) -> Optional[dict]:
+    def state_dict(self) -> dict | None:
         return None
 
-    def load_state_dict(self, state: Optional[dict]) -> None:
+    def load_state_dict(self, state: dict | None) -> None:
         """Nothing to restore."""
 
 
@@ -166,10 +166,10 @@ class SumNoise:
         return add_gaussian_noise(total, self.std, self.randomness.generator(),
                                   secure=self.randomness.secure)
 
-    def state_dict(self) -> Optional[dict]:
+    def state_dict(self) -> dict | None:
         return self.randomness.state_dict()
 
-    def load_state_dict(self, state: Optional[dict]) -> None:
+    def load_state_dict(self, state: dict | None) -> None:
         self.randomness.load_state_dict(state)
 
 
@@ -182,9 +182,9 @@ class ServerPrivacy:
     a plaintext, noise-free update must keep (central DP), or None."""
 
     noise: NoSumNoise | SumNoise = field(default_factory=NoSumNoise)
-    denominator: Optional[float] = None
+    denominator: float | None = None
     min_accepted: int = 1
-    norm_bound: Optional[float] = None
+    norm_bound: float | None = None
 
     @property
     def releases_empty_rounds(self) -> bool:
@@ -194,7 +194,7 @@ class ServerPrivacy:
 class NoRunLedger:
     """The run's ledger when the run itself spends nothing (per-hospital modes, none)."""
 
-    epsilon: Optional[float] = None
+    epsilon: float | None = None
 
     def can_start_round(self) -> bool:
         return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from fedray.privacy.adjacency import DESCRIPTIONS
 from fedray.privacy.modes import RUN
@@ -10,7 +10,7 @@ from fedray.privacy.plan import PrivacyPlan
 
 
 def privacy_summary(privacy: PrivacyPlan, *, names: list[str], epsilon: dict[int, float],
-                    exhausted: dict[int, int], stopped_early: Optional[str]) -> dict[str, Any]:
+                    exhausted: dict[int, int], stopped_early: str | None) -> dict[str, Any]:
     """``epsilon``: each party's ε spent (hospital index, or ``RUN``); ``exhausted``:
     hospital -> first round its budget refused."""
     if not privacy.enabled:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import ray
@@ -15,7 +15,12 @@ from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
 from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import (
-    AggregateResult, Rejection, RoundBroadcast, Update, aggregate, upload_layout,
+    AggregateResult,
+    Rejection,
+    RoundBroadcast,
+    Update,
+    aggregate,
+    upload_layout,
 )
 from fedray.privacy import PrivacyPlan
 from fedray.strategies import build_strategy
@@ -28,7 +33,7 @@ class AggregatorWorker:
 
     def configure(
         self, config: SimulationConfig, privacy: PrivacyPlan, num_hospitals: int,
-        public_context: Optional[tuple[bytes, str]] = None, decryptor: Any = None, *,
+        public_context: tuple[bytes, str] | None = None, decryptor: Any = None, *,
         num_features: int = 13, num_classes: int = 2,
     ) -> None:
         """With encryption the aggregator gets the public context only: it can check and
@@ -53,7 +58,7 @@ class AggregatorWorker:
         return True
 
     def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
-                  weights: dict[int, float], round_: Optional[int] = None
+                  weights: dict[int, float], round_: int | None = None
                   ) -> tuple[RoundBroadcast, AggregateResult]:
         """``batches`` are the refs of hospital-actor results (a list inside the argument
         stays unresolved), so the updates travel actor to aggregator, not via the driver.

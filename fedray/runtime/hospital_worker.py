@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import ray
@@ -37,7 +37,7 @@ class HospitalWorker:
     def configure(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
         num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
-        pooled_plans: Optional[list[HospitalPlan]] = None,
+        pooled_plans: list[HospitalPlan] | None = None,
     ) -> tuple[str, str]:
         """Returns :meth:`ready`. With encryption on, the hospitals refuse to send
         anything until the key authority installs their keys (:meth:`install_keys`).
@@ -69,7 +69,7 @@ class HospitalWorker:
         datasets = [with_canaries(config, plan.index, data, num_classes)
                     for plan, data in zip(plans, build_hospitals(config.dataset, plans,
                                                                  seed=config.seed))]
-        self.keys: Optional[HospitalKeys] = None
+        self.keys: HospitalKeys | None = None
         self._codec_settings = (config.encryption, num_hospitals)
         codec: Any = AwaitingKeys() if config.encryption.enabled else make_codec(
             None, config.encryption, num_hospitals)
@@ -84,7 +84,7 @@ class HospitalWorker:
                 planned_train=len(plan.train_rows),
             )
         self.personalize_steps = config.personalize_steps
-        self.trainers: dict[int, Hospital] = {}  # train only: not evaluated as a hospital
+        self.trainers = {}  # train only: not evaluated as a hospital
         if pooled_plans:
             self.trainers[num_hospitals] = Hospital(
                 index=num_hospitals,
@@ -133,7 +133,7 @@ class HospitalWorker:
         return updates, reports, self.state_dict(list(weights))
 
     def evaluate(self, broadcast: RoundBroadcast, round_: int = 0
-                 ) -> dict[int, tuple[Any, Optional[Any]]]:
+                 ) -> dict[int, tuple[Any, Any | None]]:
         """Each hosted hospital's test statistics for the global model, and (with
         ``personalize_steps``) after its own fine-tuning."""
         results = {}
@@ -146,7 +146,7 @@ class HospitalWorker:
             results[i] = (stats, personal)
         return results
 
-    def epsilon_spent(self) -> dict[int, Optional[float]]:
+    def epsilon_spent(self) -> dict[int, float | None]:
         """Each hosted hospital's ε from its own ledger, read at the end of a run (it
         counts late batches too, which the round reports may have missed)."""
         return {i: h.epsilon for i, h in self.hospitals.items()}
@@ -161,7 +161,7 @@ class HospitalWorker:
         return {m: {i: h.evaluate(self.setup.model, vector) for i, h in self.hospitals.items()}
                 for m, vector in models.items()}
 
-    def state_dict(self, indices: Optional[list[int]] = None) -> dict[int, dict[str, Any]]:
+    def state_dict(self, indices: list[int] | None = None) -> dict[int, dict[str, Any]]:
         """The hosted hospitals' states (only ``indices``, when given)."""
         hosted = {**self.hospitals, **self.trainers}
         wanted = None if indices is None else set(indices)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import ray
@@ -25,7 +25,10 @@ import ray
 from fedray.crypto import make_codec
 from fedray.crypto.ckks import CKKSParameters, new_key_set
 from fedray.crypto.release import (
-    REGISTRATION_KEY_BYTES, Registration, VerifiedDecryption, hospital_key,
+    REGISTRATION_KEY_BYTES,
+    Registration,
+    VerifiedDecryption,
+    hospital_key,
 )
 
 
@@ -58,23 +61,23 @@ class KeyAuthority:
         self._master = secrets.token_bytes(REGISTRATION_KEY_BYTES)
         # worker (actor id) -> the hospitals it hosts, and the decryptor the workers
         # register with: both fixed by the run's first provision
-        self._federation: Optional[dict[str, tuple[int, ...]]] = None
-        self._decryptor: Optional[Any] = None
+        self._federation: dict[str, tuple[int, ...]] | None = None
+        self._decryptor: Any | None = None
         return self._keys.public_context, self._keys.fingerprint
 
     def provision(self, workers: list[tuple[Any, list[int]]],
-                  decryptor: Optional[Any] = None) -> None:
+                  decryptor: Any | None = None) -> None:
         """Installs the keys in each (hospital worker, hospitals it hosts) and in the
         decryptor, and waits until they are in. Returns nothing: the secret travels
         from this actor to those, never to the caller. The first call fixes the run's
         workers and decryptor; later calls may only provision one of those workers again
         with the same hospitals (after Ray restarted it)."""
         asked = {worker._actor_id.hex(): tuple(hospitals) for worker, hospitals in workers}
-        first = self._federation is None
-        if first:
+        federation = self._federation
+        first = federation is None
+        if federation is None:
             self._federation, self._decryptor = asked, decryptor
-        elif decryptor is not None or any(self._federation.get(w) != h
-                                          for w, h in asked.items()):
+        elif decryptor is not None or any(federation.get(w) != h for w, h in asked.items()):
             raise PermissionError("the key authority provisions the run's own workers and "
                                   "decryptor only, as it first did")
         keys = self._keys
@@ -93,7 +96,7 @@ class Decryptor:
     the run's keys are then installed once, by the key authority."""
 
     def __init__(self) -> None:
-        self._verified: Optional[VerifiedDecryption] = None
+        self._verified: VerifiedDecryption | None = None
 
     def start_run(self, encryption: Any, num_hospitals: int, min_shares: int) -> None:
         self._encryption, self._num_hospitals = encryption, num_hospitals
@@ -122,7 +125,7 @@ class Decryptor:
             wanted = {h for h in contributors if type(h) is int}
             updates: Any = [u for batch in ray.get(list(batches)) for u in batch
                             if getattr(u, "hospital", None) in wanted]
-        except Exception:  # noqa: BLE001 - refused below, and the decryptor closes
+        except Exception:
             updates = None
         return verified.decrypt(round_, updates, claimed)
 

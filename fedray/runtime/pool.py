@@ -15,9 +15,10 @@ on each other forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
@@ -49,12 +50,12 @@ class WarmPool:
     again) finds the pool empty: handles never outlive their cluster."""
 
     def __init__(self) -> None:
-        self._session: Optional[str] = None
-        self._shape: Optional[WorkerShape] = None
+        self._session: str | None = None
+        self._shape: WorkerShape | None = None
         self._group: Any = None
         self._hospital_workers: list[Any] = []
         self._aggregator: Any = None
-        self._key_roles: Optional[tuple[Any, Any]] = None  # key authority, decryptor
+        self._key_roles: tuple[Any, Any] | None = None  # key authority, decryptor
         self._runs_served = 0  # by the current hospital workers
         self.reused = False  # whether the last run got workers an earlier run had used
 
@@ -125,10 +126,8 @@ class WarmPool:
         for worker in self._hospital_workers:
             _kill(worker)
         if self._group is not None:
-            try:
+            with contextlib.suppress(Exception):  # its cluster is gone: nothing to release
                 remove_placement_group(self._group)
-            except Exception:  # its cluster is gone: nothing left to release
-                pass
         self._hospital_workers, self._group, self._shape = [], None, None
 
     def _forget_if_new_session(self) -> None:
@@ -175,10 +174,8 @@ def _reserve(shape: WorkerShape, count: int) -> Any:
 
 
 def _kill(actor: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # already dead, or its cluster is gone
         ray.kill(actor)
-    except Exception:  # already dead, or its cluster is gone
-        pass
 
 
 POOL = WarmPool()  # this process's; one Ray session at a time

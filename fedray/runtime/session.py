@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Any
 
 import ray
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 _keep_ray = False
-_kept: Optional[RayConfig] = None  # what the Ray a multirun keeps was started with
+_kept: RayConfig | None = None  # what the Ray a multirun keeps was started with
 
 
 def keep_ray_between_runs() -> None:
@@ -37,7 +38,7 @@ def start_or_join(config: RayConfig) -> None:
     an address nothing answers at is a one-line ConfigError within seconds."""
     # Actors size torch's threads themselves; stop Ray's worker env forcing 1.
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
         configure_logging=True,
     )
@@ -77,7 +78,7 @@ def ray_session(config: RayConfig) -> Iterator[dict[str, float]]:
             ray.shutdown()
 
 
-def _where(config: RayConfig) -> tuple[Optional[str], Optional[int]]:
+def _where(config: RayConfig) -> tuple[str | None, int | None]:
     return config.address, config.num_cpus
 
 
@@ -99,7 +100,7 @@ def check_address(config: RayConfig) -> None:
                           "or null for a local Ray") from None
 
 
-def _host_port(address: str) -> Optional[tuple[str, int]]:
+def _host_port(address: str) -> tuple[str, int] | None:
     if address == "auto" or "://" in address:
         return None
     host, _, port = address.rpartition(":")  # RayConfig checked the host:port form

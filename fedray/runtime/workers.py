@@ -4,7 +4,8 @@ installed by the key authority under encryption; and which hospitals each one ho
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import ray
@@ -19,7 +20,7 @@ from fedray.strategies.traits import traits_of
 def make_actors(
     config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
     privacy: PrivacyPlan, pool: WarmPool = POOL,
-) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]],
+) -> tuple[list[Any], Any, list[tuple[str, str]],
            list[Callable[[], ray.ObjectRef]]]:
     """Configures warm workers (or new ones) for this run; returns the hospital workers,
     the aggregator, each hospital worker's (device, node id) and, per worker, the call
@@ -35,7 +36,7 @@ def make_actors(
 def _configure(
     config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
     privacy: PrivacyPlan, pool: WarmPool,
-) -> tuple[list[ray.actor.ActorHandle], ray.actor.ActorHandle, list[tuple[str, str]],
+) -> tuple[list[Any], Any, list[tuple[str, str]],
            list[Callable[[], ray.ObjectRef]]]:
     workers = pool.hospital_workers(
         WorkerShape(config.ray.num_cpus_per_actor, config.ray.num_gpus_per_actor),
@@ -70,21 +71,11 @@ def _configure(
     placed = ray.get(configured + decryptor_ready)[:len(workers)]
     if authority is not None:
         ray.get(authority.provision.remote(list(zip(workers, hosted)), decryptor))
-    reconfigure = [
+    reconfigure: list[Callable[[], ray.ObjectRef]] = [
         functools.partial(_configure_and_provision, call, authority, worker, indices)
         for call, worker, indices in zip(configure, workers, hosted)
     ]
     return workers, aggregator, placed, reconfigure
-
-
-def _configure_and_provision(configure: Callable[[], ray.ObjectRef], authority: Any,
-                             worker: Any, hospitals: list[int]) -> ray.ObjectRef:
-    """Configures a (restarted) worker again; with encryption, waits for that and has
-    the key authority install its hospitals' keys. Returns the last step's reference."""
-    if authority is None:
-        return configure()
-    ray.get(configure())
-    return authority.provision.remote([(worker, hospitals)])
 
 
 def _configure_and_provision(configure: Callable[[], ray.ObjectRef], authority: Any,

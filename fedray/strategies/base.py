@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 import torch
@@ -80,7 +79,7 @@ class Strategy(ABC):
         return {}
 
     def gradient_terms(self, params: list[torch.Tensor], round_: ClientRound
-                       ) -> Optional[list[torch.Tensor]]:
+                       ) -> list[torch.Tensor] | None:
         """Data-independent terms added to each step's gradient (FedProx's proximal
         pull, SCAFFOLD's correction). Added after DP-SGD's clip and noise: they touch
         no record, so they are post-processing and cost no privacy."""
@@ -91,7 +90,7 @@ class Strategy(ABC):
         """The named vectors to upload, from the model's change this round."""
         return {"model": delta}
 
-    def local_positions(self, model: nn.Module) -> Optional[np.ndarray]:
+    def local_positions(self, model: nn.Module) -> np.ndarray | None:
         """Flat-vector positions each hospital keeps for itself (FedBN), or None."""
         return None
 
@@ -99,12 +98,12 @@ class Strategy(ABC):
 OWN_VALUES = "own_values"  # client-state key: a hospital's values at its local positions
 
 
-def own_values(state: State) -> Optional[np.ndarray]:
+def own_values(state: State) -> np.ndarray | None:
     """The values a hospital keeps at its local positions (FedBN, local), if any yet."""
     return state.get(OWN_VALUES)
 
 
-def with_own_values(vector: np.ndarray, state: State, positions: Optional[np.ndarray]
+def with_own_values(vector: np.ndarray, state: State, positions: np.ndarray | None
                     ) -> np.ndarray:
     """The model a hospital starts from: the broadcast with its own values at the
     positions it keeps. Before it has trained, its own values are the broadcast's
@@ -120,7 +119,7 @@ def with_own_values(vector: np.ndarray, state: State, positions: Optional[np.nda
 
 
 def keep_own_values(trained: np.ndarray, delta: np.ndarray, state: State,
-                    positions: Optional[np.ndarray]) -> None:
+                    positions: np.ndarray | None) -> None:
     """After training: the hospital keeps its values at its positions and uploads
     nothing there (their change is zeroed in ``delta``, in place)."""
     if positions is None:

@@ -4,8 +4,6 @@ the server never sees them and hospitals evaluate with their own."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from torch import nn
 
@@ -16,6 +14,6 @@ from fedray.strategies.fedavg import FedAvg
 class FedBN(FedAvg):
     name = "fedbn"
 
-    def local_positions(self, model: nn.Module) -> Optional[np.ndarray]:
+    def local_positions(self, model: nn.Module) -> np.ndarray | None:
         norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
         return flat_positions(model, lambda module: isinstance(module, norms))

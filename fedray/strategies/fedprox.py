@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from fedray.strategies.base import ClientRound
@@ -25,5 +23,5 @@ class FedProx(FedAvg):
         self.mu = mu
 
     def gradient_terms(self, params: list[torch.Tensor], round_: ClientRound
-                       ) -> Optional[list[torch.Tensor]]:
+                       ) -> list[torch.Tensor] | None:
         return proximal_gradient(params, round_.global_params, self.mu)

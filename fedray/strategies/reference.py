@@ -10,8 +10,6 @@ hospital's own test split.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from torch import nn
 
@@ -27,7 +25,7 @@ class Local(Strategy):
                       ) -> tuple[np.ndarray, State]:
         return global_vector, server_state  # nothing is shared
 
-    def local_positions(self, model: nn.Module) -> Optional[np.ndarray]:
+    def local_positions(self, model: nn.Module) -> np.ndarray | None:
         return np.ones(flatten(model).shape[0], dtype=bool)
 
 

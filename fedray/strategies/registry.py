@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from fedray.config import StrategyConfig
 from fedray.strategies.base import Strategy

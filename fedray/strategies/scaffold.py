@@ -7,8 +7,6 @@ noise and encryption pipeline."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 
@@ -56,7 +54,7 @@ class Scaffold(Strategy):
         return {"control": np.zeros(num_trainable)}
 
     def gradient_terms(self, params: list[torch.Tensor], round_: ClientRound
-                       ) -> Optional[list[torch.Tensor]]:
+                       ) -> list[torch.Tensor] | None:
         correction = round_.cache.get("correction")
         if correction is None:  # c − cᵢ is fixed for the round: build it once
             correction = split_like(round_.broadcast["control"] - round_.state["control"],

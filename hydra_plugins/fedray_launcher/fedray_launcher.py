@@ -20,10 +20,12 @@ pins Ray versions of its own; what fedray needs is small: Hydra's run_job inside
 """
 
 
+import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class FedrayRayLauncherConf:
     _target_: str = "hydra_plugins.fedray_launcher.fedray_launcher.FedrayRayLauncher"
-    max_parallel: Optional[int] = None  # runs in flight; None: one per alive Ray node
+    max_parallel: int | None = None  # runs in flight; None: one per alive Ray node
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="fedray_ray",
@@ -45,12 +47,12 @@ ConfigStore.instance().store(group="hydra/launcher", name="fedray_ray",
 
 
 class FedrayRayLauncher(Launcher):
-    def __init__(self, max_parallel: Optional[int] = None) -> None:
+    def __init__(self, max_parallel: int | None = None) -> None:
         super().__init__()
         self.max_parallel = max_parallel
-        self.config: Optional[DictConfig] = None
-        self.task_function: Optional[TaskFunction] = None
-        self.hydra_context: Optional[HydraContext] = None
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -99,10 +101,8 @@ class FedrayRayLauncher(Launcher):
                 _settle(ray, pending, results, configs)
         finally:
             # Placement groups live as long as the sweep's driver: release them first.
-            try:
+            with contextlib.suppress(ray.exceptions.RayError):
                 ray.get([r.release.remote() for r in runners], timeout=60)
-            except ray.exceptions.RayError:
-                pass
             for runner in runners:
                 ray.kill(runner)
         return [results[initial_job_idx + i] for i in range(len(job_overrides))]
@@ -173,4 +173,4 @@ def _failed(config: DictConfig, err: Exception) -> JobReturn:
     return ret
 
 
-__all__: List[str] = ["FedrayRayLauncher", "FedrayRayLauncherConf", "SweepRunner"]
+__all__: list[str] = ["FedrayRayLauncher", "FedrayRayLauncherConf", "SweepRunner"]

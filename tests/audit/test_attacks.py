@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from fedray.audit import (
-    attack_summary, epsilon_lower_bound, invert_first_layer, make_canaries, one_run_p_value,
+    attack_summary,
+    epsilon_lower_bound,
+    invert_first_layer,
+    make_canaries,
+    one_run_p_value,
     score_reconstruction,
 )
 from fedray.audit.canary import audit_guesses

@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 
 from fedray.crypto import CKKSCodec, EncryptedVector, PlainCodec
-from fedray.crypto.ckks import (
-    PRESETS, CKKSParameters, check_parameters, new_key_set, round_to_grid,
-)
+from fedray.crypto.ckks import PRESETS, CKKSParameters, check_parameters, new_key_set, round_to_grid
 from fedray.crypto.release import VerifiedDecryption, hospital_key, register_update
 from fedray.pipeline import RoundBroadcast, Update, UploadLayout, aggregate
 from fedray.strategies import FedAvg

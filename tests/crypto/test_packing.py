@@ -8,8 +8,15 @@ from hypothesis import strategies as st
 from fedray.crypto import PackedCKKSCodec
 from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.crypto.packing import (
-    Layout, clipped_share_bound, count_out_of_range, dequantize_sum, pack, quantize,
-    noise_tails, range_for_noise, unpack,
+    Layout,
+    clipped_share_bound,
+    count_out_of_range,
+    dequantize_sum,
+    noise_tails,
+    pack,
+    quantize,
+    range_for_noise,
+    unpack,
 )
 
 

@@ -5,7 +5,11 @@ import pytest
 from fedray.config import DatasetConfig, PartitionConfig
 from fedray.data import build_hospitals, load_records, plan_federation
 from fedray.data.heart_disease import (
-    CSV_SHA256, FEATURE_NAMES, DatasetUnavailable, check_sha256, reconcile_hospitals,
+    CSV_SHA256,
+    FEATURE_NAMES,
+    DatasetUnavailable,
+    check_sha256,
+    reconcile_hospitals,
 )
 
 # FLamby's Fed-Heart-Disease train/test sizes (owkin/FLamby, fed_heart_disease/README.md)

@@ -3,12 +3,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedray.config import (
-    PARTITIONS, ConfigError, DatasetConfig, PartitionConfig, config_from_dict,
-)
+from fedray.config import PARTITIONS, ConfigError, DatasetConfig, PartitionConfig, config_from_dict
 from fedray.data import load_records, plan_federation
 from fedray.data.partition import (
-    PARTITIONERS, PartitionError, label_shards, partition_records, shards,
+    PARTITIONERS,
+    PartitionError,
+    label_shards,
+    partition_records,
+    shards,
 )
 
 labels_strategy = st.lists(st.integers(0, 4), min_size=20, max_size=400).map(np.array)

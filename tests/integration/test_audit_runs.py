@@ -2,18 +2,18 @@
 
 import pytest
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray import DatasetConfig, ModelConfig, simulate
 from fedray.config import AuditConfig, EncryptionConfig, PrivacyConfig
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def _single_record_rounds(**overrides):
     # one SGD step on one record per round: the update the analytic attack inverts exactly
-    return SimulationConfig(**{**dict(
-        dataset=DatasetConfig(name="synthetic", num_records=200),
-        partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=8),
-        num_clients=4, num_rounds=1, local_steps=1, batch_size=1, progress=False,
+    return synthetic_config(**{**dict(
+        num_records=200, model=ModelConfig(name="mlp", hidden=8),
+        num_clients=4, num_rounds=1, local_steps=1, batch_size=1,
         audit=AuditConfig(inversion=True, target=2, dlg_iterations=20)), **overrides})
 
 
@@ -29,10 +29,10 @@ def test_the_aggregator_inverts_a_plaintext_update_and_gets_nothing_under_encryp
 
 def _overfitting(privacy):
     # few records, a wide MLP, many local epochs: without DP the model memorises
-    return SimulationConfig(
+    return synthetic_config(
         dataset=DatasetConfig(name="synthetic", num_records=400, test_fraction=0.5),
-        partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=256),
-        num_clients=2, num_rounds=3, local_epochs=30, lr=0.1, progress=False, privacy=privacy,
+        model=ModelConfig(name="mlp", hidden=256),
+        num_clients=2, num_rounds=3, local_epochs=30, lr=0.1, privacy=privacy,
         audit=AuditConfig(membership=True, canary=True, canaries=200))
 
 

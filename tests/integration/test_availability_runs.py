@@ -1,22 +1,21 @@
 """Dropouts and stragglers in whole runs: offline hospitals do not train, late ones train
 but miss the round, the round closes with whoever arrived, and it is all seeded."""
 
-import numpy as np
 import pytest
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray import ModelConfig, simulate
 from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def _config(**overrides):
-    base = dict(dataset=DatasetConfig(name="synthetic", num_records=1000),
-                partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=8),
-                num_clients=10, num_rounds=4, lr=0.1, progress=False, round_timeout_s=5.0,
+    base = dict(num_records=1000, model=ModelConfig(name="mlp", hidden=8),
+                num_clients=10, num_rounds=4, lr=0.1, round_timeout_s=5.0,
                 availability=AvailabilityConfig(online=0.7, online_spread=0.2,
                                                 speed_spread=0.5, seconds_per_step=1.0))
-    return SimulationConfig(**{**base, **overrides})
+    return synthetic_config(**{**base, **overrides})
 
 
 def _per_round(metrics, metric):

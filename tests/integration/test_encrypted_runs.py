@@ -4,20 +4,19 @@ import numpy as np
 import pytest
 from opacus.accountants import RDPAccountant
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray import ModelConfig, PartitionConfig, simulate
 from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def _config(**overrides):
     base = dict(
-        dataset=DatasetConfig(name="synthetic", num_records=800),
-        partition=PartitionConfig(name="dirichlet", alpha=1.0),
+        num_records=800, partition=PartitionConfig(name="dirichlet", alpha=1.0),
         model=ModelConfig(name="mlp", hidden=16), num_clients=4, num_rounds=3, lr=0.1,
-        progress=False,
     )
-    return SimulationConfig(**{**base, **overrides})
+    return synthetic_config(**{**base, **overrides})
 
 
 def test_encryption_changes_nothing_but_cost(ray_local):
@@ -29,7 +28,8 @@ def test_encryption_changes_nothing_but_cost(ray_local):
     assert encrypted.summary["accuracy"] == pytest.approx(plain.summary["accuracy"], abs=0.01)
     per_param = encrypted.summary["encryption"]["bytes_per_parameter"]
     assert per_param > plain.summary["encryption"]["bytes_per_parameter"] == 4
-    assert encrypted.summary["seconds"]["encrypt"] > 0 and encrypted.summary["seconds"]["decrypt"] > 0
+    seconds = encrypted.summary["seconds"]
+    assert seconds["encrypt"] > 0 and seconds["decrypt"] > 0
 
 
 def _opacus_epsilon(sigma, q, steps):

@@ -4,22 +4,18 @@ import numpy as np
 import pytest
 from opacus.accountants import RDPAccountant
 
-from fedray import (
-    DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate,
-)
+from fedray import ModelConfig, simulate
 from fedray.config import PrivacyConfig
 from fedray.models import initial_parameters
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def _config(privacy, **overrides):
-    base = dict(
-        dataset=DatasetConfig(name="synthetic", num_records=800),
-        partition=PartitionConfig(name="iid"), model=ModelConfig(name="logreg"),
-        num_clients=4, num_rounds=4, lr=0.1, batch_size=16, progress=False, privacy=privacy,
-    )
-    return SimulationConfig(**{**base, **overrides})
+    base = dict(num_records=800, model=ModelConfig(name="logreg"), num_clients=4,
+                num_rounds=4, lr=0.1, batch_size=16, privacy=privacy)
+    return synthetic_config(**{**base, **overrides})
 
 
 def _opacus_epsilon(sigma, q, steps, delta=1e-5):

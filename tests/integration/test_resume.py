@@ -12,8 +12,14 @@ import time
 
 import pytest
 
-from fedray import ConfigError, DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig
-from fedray import simulate
+from fedray import (
+    ConfigError,
+    DatasetConfig,
+    ModelConfig,
+    PartitionConfig,
+    SimulationConfig,
+    simulate,
+)
 from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig, StrategyConfig
 
 pytestmark = pytest.mark.integration
@@ -82,5 +88,6 @@ def test_a_run_killed_with_sigkill_resumes_through_the_cli(ray_local, tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     resumed = json.loads((run_dir / "summary.json").read_text())
     assert resumed["resumed_from_round"] >= 2 and resumed["rounds_completed"] == 12
-    uninterrupted = simulate(dataclasses.replace(compose(overrides), output_dir=str(tmp_path / "u")))
+    uninterrupted = simulate(dataclasses.replace(compose(overrides),
+                                                 output_dir=str(tmp_path / "u")))
     assert resumed["model_sha256"] == uninterrupted.summary["model_sha256"]

@@ -7,25 +7,22 @@ import pandas as pd
 import pytest
 import ray
 
-from fedray import (
-    ConfigError, DatasetConfig, ModelConfig, PartitionConfig, RayConfig, SimulationConfig,
-    simulate,
-)
+from fedray import ConfigError, ModelConfig, PartitionConfig, RayConfig, SimulationConfig, simulate
 from fedray.pipeline import RoundBroadcast, Update
 from fedray.privacy import PrivacyPlan
 from fedray.runtime.aggregator_worker import AggregatorWorker
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def _synthetic(**overrides):
     base = dict(
-        dataset=DatasetConfig(name="synthetic", num_records=600),
-        partition=PartitionConfig(name="dirichlet", alpha=1.0),
+        num_records=600, partition=PartitionConfig(name="dirichlet", alpha=1.0),
         model=ModelConfig(name="mlp", hidden=16),
-        num_clients=6, num_rounds=3, lr=0.1, progress=False,
+        num_clients=6, num_rounds=3, lr=0.1,
     )
-    return SimulationConfig(**{**base, **overrides})
+    return synthetic_config(**{**base, **overrides})
 
 
 def test_heart_disease_run_writes_the_output_contract(ray_local, tmp_path):

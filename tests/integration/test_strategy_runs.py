@@ -4,21 +4,21 @@
 import numpy as np
 import pytest
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray import ModelConfig, PartitionConfig, simulate
 from fedray.config import EncryptionConfig, PrivacyConfig, StrategyConfig
 from fedray.models import initial_parameters
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def _config(strategy, **overrides):
     base = dict(
-        dataset=DatasetConfig(name="synthetic", num_records=600),
-        partition=PartitionConfig(name="dirichlet", alpha=0.5), model=ModelConfig(name="mlp",
-                                                                                   hidden=8),
-        num_clients=3, num_rounds=2, lr=0.1, progress=False, strategy=strategy,
+        num_records=600, partition=PartitionConfig(name="dirichlet", alpha=0.5),
+        model=ModelConfig(name="mlp", hidden=8), num_clients=3, num_rounds=2, lr=0.1,
+        strategy=strategy,
     )
-    return SimulationConfig(**{**base, **overrides})
+    return synthetic_config(**{**base, **overrides})
 
 
 @pytest.mark.parametrize("name", ["fedavg", "fedprox", "scaffold", "fedadam", "fedyogi",

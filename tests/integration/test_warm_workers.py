@@ -4,21 +4,21 @@ inside a sweep gives exactly the model it gives alone."""
 import numpy as np
 import pytest
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray import ModelConfig, PartitionConfig, simulate
 from fedray.config import PrivacyConfig, StrategyConfig
 from fedray.runtime.pool import POOL
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def _run(**overrides):
     base = dict(
-        dataset=DatasetConfig(name="synthetic", num_records=600),
-        partition=PartitionConfig(name="dirichlet", alpha=0.5),
+        num_records=600, partition=PartitionConfig(name="dirichlet", alpha=0.5),
         model=ModelConfig(name="mlp", hidden=8),
-        num_clients=5, num_rounds=3, lr=0.1, progress=False,
+        num_clients=5, num_rounds=3, lr=0.1,
     )
-    return simulate(SimulationConfig(**{**base, **overrides}))
+    return simulate(synthetic_config(**{**base, **overrides}))
 
 
 def test_a_run_inside_a_sweep_gives_the_model_it_gives_alone(ray_local):
@@ -65,6 +65,6 @@ def test_a_run_that_fails_leaves_no_workers_to_the_next(ray_local):
     from fedray.config import RayConfig
 
     _run(num_rounds=1)
-    with pytest.raises(ConfigError, match="ray.num_gpus_per_actor"):
+    with pytest.raises(ConfigError, match=r"ray\.num_gpus_per_actor"):
         _run(num_rounds=1, ray=RayConfig(num_gpus_per_actor=0.5))  # this cluster has no GPU
     assert not _run(num_rounds=1).summary["warm_workers"]

@@ -1,12 +1,20 @@
 import pytest
 
 from fedray.config import (
-    ConfigError, EncryptionConfig, ModelConfig, PrivacyConfig, SimulationConfig,
+    ConfigError,
+    EncryptionConfig,
+    ModelConfig,
+    PrivacyConfig,
+    SimulationConfig,
     config_from_dict,
 )
 from fedray.models import build_model
 from fedray.privacy import (
-    RUN, Adjacency, calibrate_noise_multiplier, epsilon_spent, make_privacy_plan,
+    RUN,
+    Adjacency,
+    calibrate_noise_multiplier,
+    epsilon_spent,
+    make_privacy_plan,
 )
 
 SIZES = [199, 172, 30, 85]  # heart-disease train sizes

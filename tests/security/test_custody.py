@@ -15,16 +15,15 @@ from fedray.config import EncryptionConfig
 from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.orchestrator import prepare
 from fedray.pipeline import RoundBroadcast
-from fedray.runtime.workers import assign_hospitals, make_actors
 from fedray.runtime.keys import HospitalKeys
-
-
+from fedray.runtime.workers import assign_hospitals, make_actors
 
 
 @pytest.fixture(scope="module")
 def federation(ray_local):  # the tests that use it are marked integration below
     config = SimulationConfig(
-        dataset=DatasetConfig(name="synthetic", num_records=400), partition=PartitionConfig(name="iid"),
+        dataset=DatasetConfig(name="synthetic", num_records=400),
+        partition=PartitionConfig(name="iid"),
         model=ModelConfig(name="logreg"),
         num_clients=4, min_clients=3, num_rounds=1, progress=False,
         encryption=EncryptionConfig(name="ckks", preset="n4096"))
@@ -71,7 +70,7 @@ def test_the_driver_holds_nothing_to_decrypt_with(federation):
     # authority, and an honest round is decrypted
     ray.get(reconfigure[0]())
     broadcast = ray.put(RoundBroadcast(prepared.initial, {}))
-    weights = {i: 0.25 for i in range(4)}
+    weights = dict.fromkeys(range(4), 0.25)
     trained = [w.train.options(num_returns=3).remote(broadcast, {i: weights[i] for i in idx},
                                                     frozenset(), 1)
                for w, idx in zip(workers, assignment)]
@@ -95,7 +94,7 @@ def test_the_driver_holds_nothing_to_decrypt_with(federation):
 def test_a_malicious_aggregator_gets_no_single_update_decrypted(federation):
     prepared, assignment, workers, aggregator, _ = federation
     broadcast = ray.put(RoundBroadcast(prepared.initial, {}))
-    weights = {i: 0.25 for i in range(4)}
+    weights = dict.fromkeys(range(4), 0.25)
     batches = [w.train.options(num_returns=3).remote(
                    broadcast, {i: weights[i] for i in idx}, frozenset(), 2)[0]
                for w, idx in zip(workers, assignment)]

@@ -14,7 +14,11 @@ import pytest
 from fedray.crypto import CKKSCodec, EncryptedVector
 from fedray.crypto.ckks import PRESETS, new_key_set, round_to_grid
 from fedray.crypto.release import (
-    DecryptionRefused, Registration, VerifiedDecryption, hospital_key, payload_digest,
+    DecryptionRefused,
+    Registration,
+    VerifiedDecryption,
+    hospital_key,
+    payload_digest,
     register_update,
 )
 from fedray.pipeline import Update
@@ -65,7 +69,8 @@ class Federation:
 def _refused(federation, *request, match=""):
     with pytest.raises(DecryptionRefused, match=match):
         federation.decryptor.decrypt(*request)
-    with pytest.raises(DecryptionRefused, match="stopped decrypting when it refused round"):  # and stays closed
+    # and it stays closed
+    with pytest.raises(DecryptionRefused, match="stopped decrypting when it refused round"):
         federation.honest()
 
 

@@ -9,7 +9,12 @@ import torch
 from fedray.config import ModelConfig
 from fedray.crypto import CKKSCodec
 from fedray.crypto.ckks import PRESETS, new_key_set
-from fedray.crypto.release import DecryptionRefused, VerifiedDecryption, hospital_key, register_update
+from fedray.crypto.release import (
+    DecryptionRefused,
+    VerifiedDecryption,
+    hospital_key,
+    register_update,
+)
 from fedray.models import build_model, flatten
 from fedray.pipeline import Update
 from fedray.strategies import FedAvg

@@ -8,7 +8,15 @@ import torch
 from fedray.config import ModelConfig, StrategyConfig
 from fedray.models import build_model, flat_positions
 from fedray.strategies import (
-    ClientRound, FedAdagrad, FedAdam, FedAvg, FedBN, FedProx, FedYogi, Scaffold, build_strategy,
+    ClientRound,
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedBN,
+    FedProx,
+    FedYogi,
+    Scaffold,
+    build_strategy,
 )
 from fedray.strategies.fedopt import second_moment
 from fedray.strategies.fedprox import proximal_gradient
