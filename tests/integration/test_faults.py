@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 from opacus.accountants import RDPAccountant
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig, simulate
+from fedray import ModelConfig, simulate
 from fedray.config import FaultsConfig, PrivacyConfig, RayConfig
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_killed_worker_costs_its_hospitals_one_round_and_keeps_their_state(ray_local):
-    result = simulate(SimulationConfig(
-        dataset=DatasetConfig(name="synthetic", num_records=600),
-        partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=8),
-        num_clients=6, num_rounds=4, lr=0.1, progress=False, ray=RayConfig(num_actors=2),
+    result = simulate(synthetic_config(
+        model=ModelConfig(name="mlp", hidden=8), num_clients=6, num_rounds=4, lr=0.1,
+        ray=RayConfig(num_actors=2),
         privacy=PrivacyConfig(name="local", noise_multiplier=2.0, epsilon=None),
         faults=FaultsConfig(kill_actor_round=2, kill_actor=1)))
     s, m = result.summary, result.metrics
@@ -46,10 +46,9 @@ def test_with_partial_participation_each_hospital_gets_its_own_newest_state(ray_
     # Half the hospitals a round: a restarted worker's hospitals trained in different
     # rounds, and each must come back with the state of its own last round, so its
     # ledger counts exactly the rounds it trained.
-    result = simulate(SimulationConfig(
-        dataset=DatasetConfig(name="synthetic", num_records=800),
-        partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp", hidden=8),
-        num_clients=8, num_rounds=6, fraction_per_round=0.5, lr=0.1, progress=False,
+    result = simulate(synthetic_config(
+        num_records=800, model=ModelConfig(name="mlp", hidden=8), num_clients=8,
+        num_rounds=6, fraction_per_round=0.5, lr=0.1,
         ray=RayConfig(num_actors=2), seed=3,
         privacy=PrivacyConfig(name="local", noise_multiplier=2.0, epsilon=None),
         faults=FaultsConfig(kill_actor_round=4, kill_actor=0)))

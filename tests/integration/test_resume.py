@@ -12,15 +12,9 @@ import time
 
 import pytest
 
-from fedray import (
-    ConfigError,
-    DatasetConfig,
-    ModelConfig,
-    PartitionConfig,
-    SimulationConfig,
-    simulate,
-)
+from fedray import ConfigError, ModelConfig, PartitionConfig, SimulationConfig, simulate
 from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig, StrategyConfig
+from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +38,10 @@ def _without_timings(metrics):
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_resumed_run_ends_where_the_uninterrupted_one_does(ray_local, tmp_path, variant):
-    config = SimulationConfig(
-        dataset=DatasetConfig(name="synthetic", num_records=600),
+    config = synthetic_config(
         partition=PartitionConfig(name="dirichlet", alpha=0.5),
         model=ModelConfig(name="mlp", hidden=8), num_clients=5, num_rounds=6, lr=0.1,
-        progress=False, checkpoint_every=2, output_dir=str(tmp_path), **VARIANTS[variant])
+        checkpoint_every=2, output_dir=str(tmp_path), **VARIANTS[variant])
     whole = simulate(config)
     checkpoints = tmp_path / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == [

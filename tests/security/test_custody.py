@@ -10,22 +10,21 @@ import ray
 import tenseal as ts
 from ray._private.worker import global_worker
 
-from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig
+from fedray import ModelConfig
 from fedray.config import EncryptionConfig
 from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.orchestrator import prepare
 from fedray.pipeline import RoundBroadcast
 from fedray.runtime.keys import HospitalKeys
 from fedray.runtime.workers import assign_hospitals, make_actors
+from tests.conftest import synthetic_config
 
 
 @pytest.fixture(scope="module")
 def federation(ray_local):  # the tests that use it are marked integration below
-    config = SimulationConfig(
-        dataset=DatasetConfig(name="synthetic", num_records=400),
-        partition=PartitionConfig(name="iid"),
-        model=ModelConfig(name="logreg"),
-        num_clients=4, min_clients=3, num_rounds=1, progress=False,
+    config = synthetic_config(
+        num_records=400, model=ModelConfig(name="logreg"),
+        num_clients=4, min_clients=3, num_rounds=1,
         encryption=EncryptionConfig(name="ckks", preset="n4096"))
     prepared = prepare(config)
     assignment = assign_hospitals(prepared.federation.train_sizes, 2)
