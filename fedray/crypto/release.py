@@ -1,18 +1,23 @@
 """Verified decryption: the hospitals' side decrypts one sum per round, and only a sum
 it has checked is made of at least ``min_shares`` contributions the hospitals
-registered themselves (docs/encryption.md, "Verified decryption").
+registered themselves, and of every one that arrived in time (docs/encryption.md,
+"Verified decryption").
 
 A hospital registers, directly with the decryptor, the digest of the ciphertext it
 sent for a round and the digest of the global model it trained from, signed with its
 own registration key (an HMAC key derived from a secret of the key authority; the
 aggregator holds none, so it cannot register a contribution of its own, such as a
-ciphertext of values it chose). To decrypt, the aggregator names the round and the
-contributions it summed and sends its sum. The decryptor checks each contribution
-against its registration, that all of them trained from one model it has not seen in
-an earlier decrypted round, sums them itself and compares that with the aggregator's
-sum bit for bit (homomorphic addition is exact modular arithmetic, so an honest sum
-is identical), then decrypts its own sum, once. Anything the aggregator sends is data
-of exact types, read field by field: no method of an object it made is ever called.
+ciphertext of values it chose). The driver, not the aggregator, closes each round: it
+hands the decryptor the update batches that arrived in time (``close_round``), and the
+round's contributions are those of them whose ciphertext is the one its hospital
+registered; the aggregator cannot leave one out. To decrypt, the aggregator names the
+round and the hospitals it summed and sends its sum. The decryptor checks that these
+are exactly the round's contributions, at least ``min_shares`` of them, all trained
+from one model it has not seen in an earlier decrypted round, sums them itself and
+compares that with the aggregator's sum bit for bit (homomorphic addition is exact
+modular arithmetic, so an honest sum is identical), then decrypts its own sum, once.
+Anything the aggregator sends is data of exact types, read field by field: no method
+of an object it made is ever called.
 Any refusal, or any error on the way, means the aggregator left the protocol:
 nothing more is decrypted in that run (fail closed).
 """
@@ -31,6 +36,13 @@ from fedray.crypto.packing import PackedVector
 from fedray.messages import Update
 
 REGISTRATION_KEY_BYTES = 32
+LEAST_CONTRIBUTIONS = 2  # under encryption no decrypted sum is one hospital's update
+
+
+def decryption_floor(min_clients: int) -> int:
+    """The fewest contributions a decrypted sum covers: ``min_clients``, and never fewer
+    than two (docs/encryption.md: min_clients=1 is raised to 2 under encryption)."""
+    return max(LEAST_CONTRIBUTIONS, min_clients)
 
 
 class DecryptionRefused(PermissionError):
@@ -118,6 +130,13 @@ class VerifiedDecryption:
         # (round, hospital) -> (payload digest, model digest)
         self._registered: dict[tuple[int, int], tuple[bytes, bytes]] = {}
         self._models_released: set[bytes] = set()  # models of the rounds decrypted
+        self._closed: dict[int, list[Any]] = {}  # round -> the updates that arrived in time
+
+    def close_round(self, round_: int, arrived: list[Any]) -> None:
+        """The driver's word: ``arrived`` are the round's updates that came in time."""
+        if type(round_) is not int or round_ <= self.last_round or round_ in self._closed:
+            raise DecryptionRefused(f"round {round_!r} cannot be closed again")
+        self._closed[round_] = list(arrived)
 
     def register(self, registrations: list[Registration]) -> list[int]:
         """Records the registrations; returns the hospitals whose round was already
@@ -140,16 +159,19 @@ class VerifiedDecryption:
             self._registered[(r.round_, r.hospital)] = (r.digest, r.model)
         return late
 
-    def decrypt(self, round_: Any, updates: list[Any], claimed: Any) -> np.ndarray:
-        """The rounded sum of ``updates`` if they are registered contributions of this
-        round, at least ``min_shares`` of them, trained from one model not released
-        before, and ``claimed`` is exactly their sum; else DecryptionRefused, now and for
-        every later request."""
+    def decrypt(self, round_: Any, contributors: list[Any], claimed: Any) -> np.ndarray:
+        """The rounded sum of the round's contributions if ``contributors`` names
+        exactly them, they are at least ``min_shares``, trained from one model not
+        released before, and ``claimed`` is exactly their sum; else DecryptionRefused,
+        now and for every later request."""
         if self.refused is not None:
             raise DecryptionRefused(f"the decryptor stopped decrypting when it refused "
                                     f"{self.refused}")
+        updates: list[Any] = []
         try:
-            reason, model = self._refusal(round_, updates)
+            reason, model, updates = self._chosen(round_, contributors)
+            if reason is None:
+                reason, model = self._refusal(round_, updates)
             mine = None if reason is not None else self._sum(updates)
             # (a claimed object of another type has no digest: None, never equal)
             if reason is None and (mine is None
@@ -164,9 +186,41 @@ class VerifiedDecryption:
         self.last_round = round_
         self._models_released.add(model)
         self._registered = {k: v for k, v in self._registered.items() if k[0] > round_}
+        self._closed = {r: v for r, v in self._closed.items() if r > round_}
         if isinstance(self.codec, CKKSCodec):
             return round_to_grid(self.codec.decode(mine), self.rounding_bits)
         return self.codec.decode(mine)  # packed: slots are rounded to integers already
+
+    def _chosen(self, round_: Any, contributors: Any
+                ) -> tuple[str | None, bytes, list[Any]]:
+        """The round's contributions: the arrived updates whose ciphertext is the one
+        their hospital registered for this round; they must be exactly ``contributors``."""
+        if type(round_) is not int or round_ <= self.last_round:
+            return (f"round {round_!r} is not after the last decrypted round, "
+                    f"{self.last_round}"), b"", []
+        arrived = self._closed.get(round_)
+        if arrived is None:
+            return f"round {round_} was not closed by the driver", b"", []
+        if type(contributors) is not list or any(type(h) is not int for h in contributors):
+            return "contributors must come as a list of hospital indices", b"", []
+        chosen = {}
+        for u in arrived:
+            registered = self._registered.get((round_, u.hospital))
+            if (type(u) is Update and registered is not None and type(u.round_) is int
+                    and u.round_ == round_ and payload_digest(u.payload) == registered[0]
+                    and u.hospital not in chosen
+                    and self.codec.validate(u.payload, u.payload.size) is None):
+                chosen[u.hospital] = u
+        named = set(contributors)
+        if len(named) != len(contributors):
+            return "a hospital's contribution is counted twice", b"", []
+        if named != set(chosen):
+            left_out = sorted(set(chosen) - named)
+            added = sorted(named - set(chosen))
+            return (f"the sum must cover exactly the registered contributions that arrived "
+                    f"in time (left out: {left_out}; not registered or not arrived: "
+                    f"{added})"), b"", []
+        return None, b"", [chosen[h] for h in sorted(chosen)]
 
     def _refusal(self, round_: Any, updates: list[Any]) -> tuple[str | None, bytes]:
         if type(round_) is not int or round_ <= self.last_round:

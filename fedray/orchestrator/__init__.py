@@ -126,8 +126,8 @@ def _start(prepared: Prepared, cluster: dict[str, float], resume: dict[str, Any]
         raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
                           "the Ray cluster has no GPU; use 0")
     assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
-    actors, aggregator, placed, reconfigure = make_actors(config, federation, assignment,
-                                                          privacy)
+    configured = make_actors(config, federation, assignment, privacy)
+    actors, placed = configured.workers, configured.placed
     owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
     if traits.trains_on_union:  # one trainer on the union, on actor 0
         owner[len(sizes)] = actors[0]
@@ -137,8 +137,8 @@ def _start(prepared: Prepared, cluster: dict[str, float], resume: dict[str, Any]
     server_state = strategy.init_server_state(prepared.initial, prepared.num_trainable)
     run = Run(
         config=config, privacy=privacy, traits=traits, record=record,
-        workers=Workers(actors=actors, owner=owner, aggregator=aggregator,
-                        reconfigure=reconfigure),
+        workers=Workers(actors=actors, owner=owner, aggregator=configured.aggregator,
+                        reconfigure=configured.reconfigure, key_side=configured.key_side),
         sizes=sizes,
         # one copy in the object store, read by every actor
         global_ref=ray.put(RoundBroadcast(prepared.initial, strategy.broadcast(server_state))),

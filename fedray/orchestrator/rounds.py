@@ -33,6 +33,7 @@ from fedray.outputs.record import RunRecord
 from fedray.privacy import PrivacyPlan
 from fedray.privacy.randomness import Randomness
 from fedray.privacy.steps import NoRunLedger, RunLedger
+from fedray.runtime.workers import KeySide, NoKeySide
 from fedray.strategies.traits import StrategyTraits
 
 
@@ -45,6 +46,7 @@ class Workers:
     owner: dict[int, Actor]
     aggregator: Actor
     reconfigure: list[Callable[[], ray.ObjectRef]]
+    key_side: KeySide | NoKeySide = field(default_factory=NoKeySide)
 
     def hosted_by(self, actor: Actor) -> set[int]:
         return {i for i, owner in self.owner.items() if owner is actor}
@@ -142,8 +144,13 @@ class Run:
         if not self.privacy.releases_round(arrived=closed.arrived,
                                            min_clients=config.min_clients):
             return None, closed.reports, closed.failed
+        # Under encryption the driver, not the aggregator, tells the decryptor what
+        # arrived; the aggregation starts once the decryptor has it (a top-level
+        # reference argument is resolved before the task runs).
+        at_decryptor = self.workers.key_side.close_round(round_, closed.updates)
         self.global_ref, report = self.workers.aggregator.aggregate.options(
-            num_returns=2).remote(closed.updates, self.global_ref, weights, round_)
+            num_returns=2).remote(closed.updates, self.global_ref, weights, round_,
+                                  at_decryptor)
         return report, closed.reports, closed.failed
 
     def _inject_fault(self, round_: int) -> Actor | None:

@@ -122,9 +122,10 @@ class PrivacyPlan:
                            else EveryRound()),
         )
 
-    def server_privacy(self, *, encrypted: bool, min_clients: int, seed: int) -> ServerPrivacy:
+    def server_privacy(self, *, encrypted: bool, min_decrypted: int, seed: int
+                       ) -> ServerPrivacy:
         """The aggregator's steps. Under encryption the decryptor releases no sum of
-        fewer than ``min_clients`` contributions, so none is asked for; central DP
+        fewer than ``min_decrypted`` contributions, so none is asked for; central DP
         releases a noised sum every round (floor 0); distributed needs its noise shares.
         A plaintext update clipped to C with no noise of its own (central) can be
         checked against C."""
@@ -137,7 +138,7 @@ class PrivacyPlan:
         return ServerPrivacy(
             noise=noise,
             denominator=1.0 if mode.fixed_weights else None,
-            min_accepted=(min_clients if encrypted
+            min_accepted=(min_decrypted if encrypted
                           else 0 if mode.releases_every_round else self.min_shares),
             norm_bound=(self.clip if not encrypted and mode.clips_updates
                         and not mode.noise_on_updates else None),

@@ -13,6 +13,7 @@ import ray
 from fedray.audit.tap import make_tap
 from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
+from fedray.crypto.release import decryption_floor
 from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import (
     AggregateResult,
@@ -51,30 +52,32 @@ class AggregatorWorker:
                             model=model, batch_size=config.batch_size,
                             dlg_iterations=config.audit.dlg_iterations, seed=config.seed)
         self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
-        self.privacy = privacy.server_privacy(encrypted=public_context is not None,
-                                              min_clients=config.min_clients, seed=config.seed)
+        # under encryption the decryptor's floor (never one hospital), else min_clients
+        self.privacy = privacy.server_privacy(
+            encrypted=public_context is not None, min_decrypted=decryption_floor(
+                config.min_clients), seed=config.seed)
 
     def ready(self) -> bool:
         return True
 
     def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
-                  weights: dict[int, float], round_: int | None = None
-                  ) -> tuple[RoundBroadcast, AggregateResult]:
+                  weights: dict[int, float], round_: int | None = None,
+                  closed: None = None) -> tuple[RoundBroadcast, AggregateResult]:
         """``batches`` are the refs of hospital-actor results (a list inside the argument
         stays unresolved), so the updates travel actor to aggregator, not via the driver.
-        ``weights`` are the round's weights from the orchestrator.
+        ``weights`` are the round's weights from the orchestrator. ``closed``: the
+        driver's call that closed the round at the decryptor (a reference, resolved
+        before this runs, so the decryptor knows what arrived before it is asked).
 
         Returns the next broadcast and the report separately (call with
         ``num_returns=2``): the broadcast goes on to the next round's training by
         reference, the report (without model or state) to the driver."""
         updates: list[Update] = []
         failed: list[Rejection] = []
-        read: list[ray.ObjectRef] = []
         start = time.perf_counter()
         for ref in batches:
             try:
                 updates.extend(ray.get(ref))
-                read.append(ref)
             except ray.exceptions.RayError as err:  # a crashed actor or hospital
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
@@ -82,7 +85,7 @@ class AggregatorWorker:
         decode = None
         if self.decryptor is not None:  # the decryptor checks the sum against what it reads
             decode = lambda total, summed: ray.get(self.decryptor.decrypt.remote(  # noqa: E731
-                round_, list(summed), read, self.codec.seal(total)))
+                round_, list(summed), self.codec.seal(total)))
         result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
                            weights=weights, layout=self.layout, codec=self.codec,
                            decode=decode, server=self.privacy, round_=round_)

@@ -13,12 +13,13 @@ from fedray.audit.run import with_canaries
 from fedray.config import SimulationConfig
 from fedray.crypto import AwaitingKeys, make_codec
 from fedray.crypto.release import model_digest, register_update
+from fedray.crypto.sealing import SealingKey
 from fedray.data import HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
 from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, upload_layout
 from fedray.privacy import PrivacyPlan
-from fedray.runtime.keys import HospitalKeys
+from fedray.runtime.keys import HospitalKeys, open_hospital_keys
 from fedray.strategies import build_strategy
 from fedray.training import LocalTraining
 
@@ -37,10 +38,12 @@ class HospitalWorker:
     def configure(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
         num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
-        pooled_plans: list[HospitalPlan] | None = None,
+        pooled_plans: list[HospitalPlan] | None = None, keys_from: tuple[int, bytes] | None = None,
     ) -> tuple[str, str]:
         """Returns :meth:`ready`. With encryption on, the hospitals refuse to send
-        anything until the key authority installs their keys (:meth:`install_keys`).
+        anything until the key authority installs their keys (:meth:`install_keys`):
+        ``keys_from`` is the run's number and the authority's public sealing key, and the
+        worker makes a fresh sealing key of its own for this run.
         ``pooled_plans`` (a strategy that trains on the union, ``pooled``): this worker
         also hosts that trainer,
         hospital number ``num_hospitals``, whose data is the union of these hospitals'
@@ -70,6 +73,8 @@ class HospitalWorker:
                     for plan, data in zip(plans, build_hospitals(config.dataset, plans,
                                                                  seed=config.seed))]
         self.keys: HospitalKeys | None = None
+        self._keys_from = keys_from
+        self._sealing = SealingKey()  # fresh each run: an old run's box never opens
         self._codec_settings = (config.encryption, num_hospitals)
         codec: Any = AwaitingKeys() if config.encryption.enabled else make_codec(
             None, config.encryption, num_hospitals)
@@ -92,11 +97,22 @@ class HospitalWorker:
                 seed=config.seed, device=self.device, pipeline=ClientPipeline(codec=codec))
         return self.ready()
 
-    def install_keys(self, keys: HospitalKeys) -> None:
-        """The key authority's call (never the driver's): the secret context every
-        hosted hospital encrypts with, their registration keys and the decryptor."""
+    def sealing_key(self) -> bytes:
+        """The public half of this run's sealing key (the key authority seals to it)."""
+        return self._sealing.public
+
+    def install_keys(self, box: bytes, decryptor: Any) -> None:
+        """The key authority's call (never the driver's): a box, sealed to this worker by
+        the run's authority, with the secret context every hosted hospital encrypts with
+        and their registration keys; and the decryptor to register with."""
         if self.keys is not None:  # once per run: nobody swaps a hospital's key later
             raise PermissionError("this worker's keys are installed already")
+        if self._keys_from is None:
+            raise PermissionError("this run is not encrypted: no keys to install")
+        run, authority = self._keys_from
+        keys = open_hospital_keys(self._sealing, authority, box, run=run,
+                                  hospitals={*self.hospitals, *self.trainers},
+                                  decryptor=decryptor)
         codec = make_codec((keys.secret_context, keys.fingerprint), *self._codec_settings)
         for hospital in [*self.hospitals.values(), *self.trainers.values()]:
             hospital.pipeline = dataclasses.replace(hospital.pipeline, codec=codec)

@@ -1,20 +1,32 @@
 """The key authority and the decryptor: the two Ray roles that make or use the secret.
 
-The key authority makes a run's CKKS key set and registration secret, and hands the
-secret material to the hospital workers and the decryptor itself, actor to actor
-(``provision``): no call of the authority returns it, so the driver never owns a
-reference to it. The aggregator gets the key-free context (``start_run`` returns it).
-Both roles are kept warm between runs (fedray/runtime/pool.py); ``start_run`` gives
-each run fresh keys and forgets the last run's.
+The key authority makes a run's CKKS key set and registration secret and hands the
+secret material to the hospital workers and the decryptor, sealed to each recipient
+(fedray/crypto/sealing.py: a box only that recipient opens and only the authority
+makes), so nothing secret ever sits readable in Ray's object store, which every
+process of the node maps. No call of the authority returns secret material: the
+driver and the aggregator get the key-free context only.
 
-The decryptor stands for the hospitals' side of decryption. Hospitals register what
-they sent with it directly; it decrypts one verified sum per round
-(fedray/crypto/release.py) and refuses everything after a request that breaks the
-rules.
+Who may ask what (docs/encryption.md, "Threat model"):
+- ``start_run`` and ``provision`` of the authority, and ``close_round`` of the
+  decryptor, need the run controller's token, which the driver's worker pool makes when
+  it starts the two roles (they keep only its digest). The aggregator never sees it.
+- The decryptor's run settings (run number, the least contributions a released sum
+  needs) and keys arrive only in a box from the authority (``install_run``); a box of
+  an earlier run is refused.
+- So the aggregator's handle to the decryptor can submit a round (``decrypt``) and
+  nothing else that matters: the sum it asks for must cover exactly the hospitals the
+  driver saw arrive (``close_round``), every one of them registered by its hospital.
+
+Both roles are kept warm between runs (fedray/runtime/pool.py); each run gets fresh keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
+import pickle
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -22,56 +34,97 @@ from typing import Any
 import numpy as np
 import ray
 
+from fedray.checkpoint import loads_plain
+from fedray.config import EncryptionConfig
 from fedray.crypto import make_codec
-from fedray.crypto.ckks import CKKSParameters, new_key_set
+from fedray.crypto.ckks import CKKSParameters, KeySet, new_key_set
 from fedray.crypto.release import (
     REGISTRATION_KEY_BYTES,
     Registration,
     VerifiedDecryption,
     hospital_key,
 )
+from fedray.crypto.sealing import SealingKey
+
+TOKEN_BYTES = 32
+DECRYPTOR_PURPOSE = "fedray decryptor run"
+
+
+def hospital_purpose(run: int) -> str:
+    """What a box of hospital keys is for: this run's hospital workers only."""
+    return f"fedray hospital keys|run {run}"
+
+
+def token_digest(token: bytes) -> bytes:
+    return hashlib.sha256(b"fedray-controller|" + token).digest()
+
+
+def _check(token: Any, digest: bytes, what: str) -> None:
+    if type(token) is not bytes or not hmac.compare_digest(token_digest(token), digest):
+        raise PermissionError(f"{what} takes orders from the run's controller only")
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """What the driver learns of a run's keys: nothing secret."""
+
+    run: int
+    public_context: bytes
+    fingerprint: str
+    authority: bytes  # the authority's public sealing key: boxes from it are genuine
 
 
 @dataclass(frozen=True)
 class HospitalKeys:
-    """What a hospital worker receives from the key authority: the secret context (to
+    """What a hospital worker opens from the authority's box: the secret context (to
     encrypt), each hosted hospital's registration key, and where to register."""
 
     secret_context: bytes
     fingerprint: str
     registration_keys: dict[int, bytes]
-    decryptor: Any  # actor handle
-
-
-@dataclass(frozen=True)
-class DecryptorKeys:
-    secret_context: bytes
-    fingerprint: str
-    registration_master: bytes
+    decryptor: Any  # actor handle (not in the box: a handle is no secret)
 
 
 class KeyAuthority:
     """Kept warm between runs like the workers (fedray/runtime/pool.py): each run starts
     with :meth:`start_run`, which makes fresh keys and forgets the last run's."""
 
-    def start_run(self, params: CKKSParameters) -> tuple[bytes, str]:
-        """A fresh key set and registration secret for a run; returns the key-free
-        context (what the aggregator gets) and the key set's fingerprint."""
+    def __init__(self, controller: bytes) -> None:
+        """``controller``: the digest of the token the driver's pool holds."""
+        self._controller = controller
+        self._sealing = SealingKey()
+        self._run = 0
+
+    def public_key(self) -> bytes:
+        """Its public sealing key: recipients accept boxes made with its private half."""
+        return self._sealing.public
+
+    def start_run(self, token: bytes, params: CKKSParameters, *,
+                  encryption: dict[str, Any], num_hospitals: int, min_shares: int) -> RunKeys:
+        """A fresh key set and registration secret for a run and the decryptor's
+        settings (``min_shares``: the fewest contributions a released sum may have);
+        returns the key-free context (what the aggregator gets)."""
+        _check(token, self._controller, "the key authority")
+        self._run += 1
         self._keys = new_key_set(params)
         self._master = secrets.token_bytes(REGISTRATION_KEY_BYTES)
+        self._settings = {"encryption": encryption, "num_hospitals": num_hospitals,
+                          "min_shares": min_shares}
         # worker (actor id) -> the hospitals it hosts, and the decryptor the workers
         # register with: both fixed by the run's first provision
         self._federation: dict[str, tuple[int, ...]] | None = None
         self._decryptor: Any | None = None
-        return self._keys.public_context, self._keys.fingerprint
+        return RunKeys(self._run, self._keys.public_context, self._keys.fingerprint,
+                       self._sealing.public)
 
-    def provision(self, workers: list[tuple[Any, list[int]]],
+    def provision(self, token: bytes, workers: list[tuple[Any, list[int]]],
                   decryptor: Any | None = None) -> None:
-        """Installs the keys in each (hospital worker, hospitals it hosts) and in the
-        decryptor, and waits until they are in. Returns nothing: the secret travels
-        from this actor to those, never to the caller. The first call fixes the run's
-        workers and decryptor; later calls may only provision one of those workers again
-        with the same hospitals (after Ray restarted it)."""
+        """Installs the keys, sealed, in each (hospital worker, hospitals it hosts) and
+        in the decryptor, and waits until they are in. Returns nothing: the secret
+        travels from this actor to those, never to the caller. The first call fixes
+        the run's workers and decryptor; later calls may only provision one of those
+        workers again with the same hospitals (after Ray restarted it)."""
+        _check(token, self._controller, "the key authority")
         asked = {worker._actor_id.hex(): tuple(hospitals) for worker, hospitals in workers}
         federation = self._federation
         first = federation is None
@@ -80,56 +133,105 @@ class KeyAuthority:
         elif decryptor is not None or any(federation.get(w) != h for w, h in asked.items()):
             raise PermissionError("the key authority provisions the run's own workers and "
                                   "decryptor only, as it first did")
-        keys = self._keys
-        calls = [worker.install_keys.remote(HospitalKeys(
-                     keys.secret_context, keys.fingerprint,
-                     {i: hospital_key(self._master, i) for i in hospitals}, self._decryptor))
-                 for worker, hospitals in workers]
+        recipients = ray.get([worker.sealing_key.remote() for worker, _ in workers])
+        calls = [worker.install_keys.remote(
+                     seal_hospital_keys(self._sealing, recipient, run=self._run, keys=self._keys,
+                                        master=self._master, hospitals=hospitals),
+                     self._decryptor)
+                 for (worker, hospitals), recipient in zip(workers, recipients)]
         if first and decryptor is not None:
-            calls.append(decryptor.install_keys.remote(
-                DecryptorKeys(keys.secret_context, keys.fingerprint, self._master)))
+            recipient = ray.get(decryptor.sealing_key.remote())
+            calls.append(decryptor.install_run.remote(seal_decryptor_run(
+                self._sealing, recipient, run=self._run, keys=self._keys,
+                master=self._master, settings=self._settings)))
         ray.get(calls)
 
 
-class Decryptor:
-    """Kept warm between runs: :meth:`start_run` forgets the last run's keys and state;
-    the run's keys are then installed once, by the key authority."""
+def seal_hospital_keys(sealing: SealingKey, recipient: bytes, *, run: int, keys: KeySet,
+                       master: bytes, hospitals: list[int]) -> bytes:
+    """A hospital worker's keys for ``run``, sealed by the authority to ``recipient``:
+    the secret context and each hosted hospital's registration key."""
+    secret = pickle.dumps({"run": run, "secret_context": keys.secret_context,
+                           "fingerprint": keys.fingerprint,
+                           "registration_keys": {i: hospital_key(master, i) for i in hospitals}})
+    return sealing.seal(recipient, secret, purpose=hospital_purpose(run))
 
-    def __init__(self) -> None:
+
+def seal_decryptor_run(sealing: SealingKey, recipient: bytes, *, run: int, keys: KeySet,
+                       master: bytes, settings: dict[str, Any]) -> bytes:
+    """The decryptor's keys and settings for ``run``, sealed by the authority."""
+    secret = pickle.dumps({"run": run, "secret_context": keys.secret_context,
+                           "fingerprint": keys.fingerprint, "registration_master": master,
+                           **settings})
+    return sealing.seal(recipient, secret, purpose=DECRYPTOR_PURPOSE)
+
+
+def open_hospital_keys(sealing: SealingKey, authority: bytes, box: bytes, *, run: int,
+                       hospitals: set[int], decryptor: Any) -> HospitalKeys:
+    """A hospital worker's side of :meth:`KeyAuthority.provision`: the box must come
+    from the run's authority, for this run, with keys for exactly these hospitals."""
+    opened = loads_plain(sealing.open(authority, box, purpose=hospital_purpose(run)))
+    if opened["run"] != run or set(opened["registration_keys"]) != hospitals:
+        raise PermissionError("keys for another run or other hospitals")
+    return HospitalKeys(opened["secret_context"], opened["fingerprint"],
+                        opened["registration_keys"], decryptor)
+
+
+class Decryptor:
+    """Kept warm between runs; each run's keys and settings arrive once, sealed by the
+    key authority (:meth:`install_run`), and replace the last run's."""
+
+    def __init__(self, controller: bytes, authority: bytes) -> None:
+        """``controller``: the digest of the driver's token; ``authority``: the key
+        authority's public sealing key (both from the pool that starts the roles)."""
+        self._controller, self._authority = controller, authority
+        self._sealing = SealingKey()
+        self._run = 0
         self._verified: VerifiedDecryption | None = None
 
-    def start_run(self, encryption: Any, num_hospitals: int, min_shares: int) -> None:
-        self._encryption, self._num_hospitals = encryption, num_hospitals
-        self._min_shares = min_shares
-        self._verified = None
+    def sealing_key(self) -> bytes:
+        return self._sealing.public
 
-    def install_keys(self, keys: DecryptorKeys) -> None:
-        if self._verified is not None:  # keys are installed once: nobody swaps them later
-            raise PermissionError("the decryptor's keys are installed already")
-        codec = make_codec((keys.secret_context, keys.fingerprint), self._encryption,
-                           self._num_hospitals)
+    def install_run(self, box: bytes) -> None:
+        """A run's keys and settings from the authority's box; an older run's box (a
+        replay) is refused."""
+        opened = loads_plain(self._sealing.open(self._authority, box,
+                                                purpose=DECRYPTOR_PURPOSE))
+        if opened["run"] <= self._run:
+            raise PermissionError(f"the keys of run {opened['run']} came after run {self._run}")
+        encryption = EncryptionConfig(**opened["encryption"])
+        codec = make_codec((opened["secret_context"], opened["fingerprint"]), encryption,
+                           opened["num_hospitals"])
         self._verified = VerifiedDecryption(
-            codec=codec, master_key=keys.registration_master, min_shares=self._min_shares,
-            rounding_bits=self._encryption.decrypt_rounding_bits)
+            codec=codec, master_key=opened["registration_master"],
+            min_shares=opened["min_shares"], rounding_bits=encryption.decrypt_rounding_bits)
+        self._run = opened["run"]
 
     def register(self, registrations: list[Registration]) -> list[int]:
         return self._ready().register(registrations)
 
-    def decrypt(self, round_: int, contributors: list[int], batches: list[ray.ObjectRef],
-                claimed: Any) -> np.ndarray:
-        """``batches``: references of the hospital workers' update lists the aggregator
-        read (the ciphertexts are read from the object store, not sent again);
-        ``contributors``: whose updates in them the aggregator summed into ``claimed``."""
+    def close_round(self, token: bytes, round_: int, batches: list[ray.ObjectRef]) -> None:
+        """The driver's word on the round: the update batches that arrived in time (their
+        references; read here, from the object store). The sum the aggregator may have
+        decrypted is the sum of exactly these, less what fails their registration."""
+        _check(token, self._controller, "closing a round")
         verified = self._ready()
-        try:
-            wanted = {h for h in contributors if type(h) is int}
-            updates: Any = [u for batch in ray.get(list(batches)) for u in batch
-                            if getattr(u, "hospital", None) in wanted]
-        except Exception:
-            updates = None
-        return verified.decrypt(round_, updates, claimed)
+        verified.close_round(round_, [u for batch in ray.get(list(batches)) for u in batch])
+
+    def decrypt(self, round_: int, contributors: list[int], claimed: Any) -> np.ndarray:
+        """``contributors``: the hospitals the aggregator summed into ``claimed``."""
+        return self._ready().decrypt(round_, contributors, claimed)
 
     def _ready(self) -> VerifiedDecryption:
         if self._verified is None:
             raise PermissionError("the key authority has not provisioned the decryptor")
         return self._verified
+
+
+def encryption_settings(encryption: EncryptionConfig) -> dict[str, Any]:
+    """The encryption config as plain data (it travels in the decryptor's box)."""
+    return dataclasses.asdict(encryption)
+
+
+def new_controller_token() -> bytes:
+    return secrets.token_bytes(TOKEN_BYTES)

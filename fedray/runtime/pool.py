@@ -55,7 +55,8 @@ class WarmPool:
         self._group: Any = None
         self._hospital_workers: list[Any] = []
         self._aggregator: Any = None
-        self._key_roles: tuple[Any, Any] | None = None  # key authority, decryptor
+        # key authority, decryptor, the controller's token
+        self._key_roles: tuple[Any, Any, bytes] | None = None
         self._runs_served = 0  # by the current hospital workers
         self.reused = False  # whether the last run got workers an earlier run had used
 
@@ -102,22 +103,31 @@ class WarmPool:
             self._aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote()
         return self._aggregator
 
-    def key_roles(self) -> tuple[Any, Any]:
-        """The key authority and the decryptor (encryption=ckks), no CPU each; a run
-        starts both afresh (``start_run``) but not their processes."""
+    def key_roles(self) -> tuple[Any, Any, bytes]:
+        """The key authority and the decryptor (encryption=ckks), no CPU each, and the
+        controller's token that alone may start their runs and close rounds (they keep
+        its digest); a run starts both afresh (``start_run``) but not their processes."""
         self._forget_if_new_session()
         if self._key_roles is None:
-            from fedray.runtime.keys import Decryptor, KeyAuthority
+            from fedray.runtime.keys import (
+                Decryptor,
+                KeyAuthority,
+                new_controller_token,
+                token_digest,
+            )
 
-            self._key_roles = (ray.remote(num_cpus=0)(KeyAuthority).remote(),
-                               ray.remote(num_cpus=0)(Decryptor).remote())
+            token = new_controller_token()
+            authority: Any = ray.remote(num_cpus=0)(KeyAuthority).remote(token_digest(token))
+            sealing = ray.get(authority.public_key.remote())
+            decryptor = ray.remote(num_cpus=0)(Decryptor).remote(token_digest(token), sealing)
+            self._key_roles = (authority, decryptor, token)
         return self._key_roles
 
     def discard(self) -> None:
         """Drops every worker (one died, a run failed half-way, Ray is going): the next
         run starts fresh ones."""
         self._release_hospital_workers()
-        for actor in [self._aggregator, *(self._key_roles or ())]:
+        for actor in [self._aggregator, *(self._key_roles or ())[:2]]:
             if actor is not None:
                 _kill(actor)
         self._aggregator, self._key_roles = None, None

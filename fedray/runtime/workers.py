@@ -5,27 +5,57 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import ray
 
 from fedray.config import SimulationConfig
+from fedray.crypto.release import decryption_floor
 from fedray.data import FederationPlan
 from fedray.privacy import PrivacyPlan
+from fedray.runtime.keys import encryption_settings
 from fedray.runtime.pool import POOL, WarmPool, WorkerShape
 from fedray.strategies.traits import traits_of
 
 
-def make_actors(
-    config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
-    privacy: PrivacyPlan, pool: WarmPool = POOL,
-) -> tuple[list[Any], Any, list[tuple[str, str]],
-           list[Callable[[], ray.ObjectRef]]]:
-    """Configures warm workers (or new ones) for this run; returns the hospital workers,
-    the aggregator, each hospital worker's (device, node id) and, per worker, the call
-    that configures it again (after Ray restarts it). A worker that died since the last
-    run is replaced once, with the rest of the pool."""
+@dataclass(frozen=True)
+class KeySide:
+    """The driver's line to the decryptor (encryption=ckks): it closes each round with
+    the update batches that arrived in time, by the controller's token."""
+
+    decryptor: Any
+    token: bytes
+
+    def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> ray.ObjectRef:
+        return self.decryptor.close_round.remote(self.token, round_, batches)
+
+
+class NoKeySide:
+    """No encryption: no decryptor to tell."""
+
+    def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class RunActors:
+    """A run's configured actors: the hospital workers, the aggregator, each hospital
+    worker's (device, node id), per worker the call that configures it again (after
+    Ray restarts it), and the driver's line to the decryptor."""
+
+    workers: list[Any]
+    aggregator: Any
+    placed: list[tuple[str, str]]
+    reconfigure: list[Callable[[], ray.ObjectRef]]
+    key_side: KeySide | NoKeySide
+
+
+def make_actors(config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
+                privacy: PrivacyPlan, pool: WarmPool = POOL) -> RunActors:
+    """Configures warm workers (or new ones) for this run. A worker that died since the
+    last run is replaced once, with the rest of the pool."""
     try:
         return _configure(config, plan, assignment, privacy, pool)
     except ray.exceptions.RayActorError:
@@ -33,25 +63,27 @@ def make_actors(
         return _configure(config, plan, assignment, privacy, pool)
 
 
-def _configure(
-    config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
-    privacy: PrivacyPlan, pool: WarmPool,
-) -> tuple[list[Any], Any, list[tuple[str, str]],
-           list[Callable[[], ray.ObjectRef]]]:
+def _configure(config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
+               privacy: PrivacyPlan, pool: WarmPool) -> RunActors:
     workers = pool.hospital_workers(
         WorkerShape(config.ray.num_cpus_per_actor, config.ray.num_gpus_per_actor),
         len(assignment))
     aggregator = pool.aggregator()
-    authority = public = decryptor = None
-    decryptor_ready = []
+    authority = decryptor = public = keys_from = None
+    key_side: KeySide | NoKeySide = NoKeySide()
+    token = b""
     if config.encryption.enabled:
-        # Fresh keys every run. The key authority installs the secret material in the
-        # hospital workers and the decryptor itself; the driver holds only handles and
-        # the public context's reference, which it passes on to the aggregator.
-        authority, decryptor = pool.key_roles()
-        public = authority.start_run.remote(config.encryption.parameters)
-        decryptor_ready = [decryptor.start_run.remote(config.encryption, len(plan.hospitals),
-                                                      config.min_clients)]
+        # Fresh keys every run. The key authority seals the secret material to the
+        # hospital workers and the decryptor; the driver holds only handles, the
+        # controller's token and the key-free context, which it passes to the aggregator.
+        authority, decryptor, token = pool.key_roles()
+        run = ray.get(authority.start_run.remote(
+            token, config.encryption.parameters,
+            encryption=encryption_settings(config.encryption),
+            num_hospitals=len(plan.hospitals),
+            min_shares=decryption_floor(config.min_clients)))
+        public, keys_from = (run.public_context, run.fingerprint), (run.run, run.authority)
+        key_side = KeySide(decryptor, token)
     pooled = traits_of(config.strategy.name).trains_on_union
     hosted = [indices + ([len(plan.hospitals)] if pooled and a == 0 else [])
               for a, indices in enumerate(assignment)]
@@ -61,6 +93,7 @@ def _configure(
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
             num_hospitals=len(plan.hospitals),
             pooled_plans=list(plan.hospitals) if pooled and a == 0 else None,
+            keys_from=keys_from,
         )
         for a, (worker, indices) in enumerate(zip(workers, assignment))
     ]
@@ -68,24 +101,24 @@ def _configure(
     configured.append(aggregator.configure.remote(
         config, privacy, len(plan.hospitals), public, decryptor,
         num_features=plan.num_features, num_classes=plan.num_classes))
-    placed = ray.get(configured + decryptor_ready)[:len(workers)]
+    placed = ray.get(configured)[:len(workers)]
     if authority is not None:
-        ray.get(authority.provision.remote(list(zip(workers, hosted)), decryptor))
+        ray.get(authority.provision.remote(token, list(zip(workers, hosted)), decryptor))
     reconfigure: list[Callable[[], ray.ObjectRef]] = [
-        functools.partial(_configure_and_provision, call, authority, worker, indices)
+        functools.partial(_configure_and_provision, call, authority, token, worker, indices)
         for call, worker, indices in zip(configure, workers, hosted)
     ]
-    return workers, aggregator, placed, reconfigure
+    return RunActors(workers, aggregator, placed, reconfigure, key_side)
 
 
 def _configure_and_provision(configure: Callable[[], ray.ObjectRef], authority: Any,
-                             worker: Any, hospitals: list[int]) -> ray.ObjectRef:
+                             token: bytes, worker: Any, hospitals: list[int]) -> ray.ObjectRef:
     """Configures a (restarted) worker again; with encryption, waits for that and has
     the key authority install its hospitals' keys. Returns the last step's reference."""
     if authority is None:
         return configure()
     ray.get(configure())
-    return authority.provision.remote([(worker, hospitals)])
+    return authority.provision.remote(token, [(worker, hospitals)])
 
 
 def assign_hospitals(sizes: list[int], num_actors: int) -> list[list[int]]:

@@ -100,12 +100,12 @@ def test_round_proceeds_with_the_valid_updates(keys):
                                    rounding_bits=20)
     decryptor.register([register_update(u, hospital_key(master, u.hospital), b"m" * 32)
                         for u in (updates[0], updates[2])])  # what 0 and 2 sent
+    decryptor.close_round(1, updates)  # all three arrived; the corrupt one is left out
     result = aggregate(updates, broadcast=RoundBroadcast(np.zeros(8, np.float32)),
                        server_state={}, weights={0: 0.5, 1: 0.5, 2: 0.5},
                        layout=UploadLayout(FedAvg(), (8,), 3), codec=aggregator, round_=1,
                        decode=lambda total, summed: decryptor.decrypt(
-                           1, [u for u in updates if u.hospital in summed],
-                           aggregator.seal(total)))
+                           1, list(summed), aggregator.seal(total)))
     assert result.accepted == (0, 2)
     assert [r.hospital for r in result.rejected] == [1]
     assert np.allclose(result.broadcast.global_vector, 1.0)  # (0.25 + 0.75) / (0.5 + 0.5)

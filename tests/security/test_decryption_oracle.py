@@ -2,10 +2,13 @@
 
 The aggregator holds the key-free context (it can load, add, subtract and multiply
 ciphertexts by constants, and make ciphertexts of values it chooses in no key) and a
-line to the decryptor. Every attempt to get more than one round's sum of at least
-min_shares registered contributions must be refused, and after one refusal the
-decryptor decrypts nothing more. Each test would fail if the protection it names were
-missing: without registration, each crafted request here would decrypt.
+line to the decryptor. The driver closes each round at the decryptor with what arrived
+(here: ``close``, with whatever the attack needs to have arrived, so that each attack
+meets the check it is about). Every attempt to get more than one round's sum of at
+least min_shares registered contributions, covering every one that arrived, must be
+refused, and after one refusal the decryptor decrypts nothing more. Each test would
+fail if the protection it names were missing: without registration, each crafted
+request here would decrypt.
 """
 
 import numpy as np
@@ -58,17 +61,29 @@ class Federation:
             total = self.aggregator.add(total, u.payload)
         return self.aggregator.seal(total)
 
+    def close(self, round_, arrived):
+        """The driver's word on what arrived (once per round, as the driver says it)."""
+        decryptor = self.decryptor
+        if (type(round_) is int and round_ > decryptor.last_round
+                and round_ not in decryptor._closed and isinstance(arrived, list)):
+            decryptor.close_round(round_, arrived)
+
     def honest(self, hospitals=(0, 1, 2), round_=None):
         chosen = [self.updates[h] for h in hospitals]
-        return self.decryptor.decrypt(round_ or self.round_, chosen, self.sum_of(chosen))
+        round_ = round_ or self.round_
+        self.close(round_, chosen)
+        return self.decryptor.decrypt(round_, list(hospitals), self.sum_of(chosen))
 
     def loaded(self, payload):
         return self.aggregator._load(payload)  # what the aggregator can compute with
 
 
-def _refused(federation, *request, match=""):
+def _refused(federation, round_, updates, claimed, match=""):
+    """The aggregator asks for the sum of ``updates`` (which arrived) as ``claimed``."""
+    federation.close(round_, updates)
+    contributors = [u.hospital for u in updates] if isinstance(updates, list) else updates
     with pytest.raises(DecryptionRefused, match=match):
-        federation.decryptor.decrypt(*request)
+        federation.decryptor.decrypt(round_, contributors, claimed)
     # and it stays closed
     with pytest.raises(DecryptionRefused, match="stopped decrypting when it refused round"):
         federation.honest()
@@ -125,7 +140,8 @@ def test_a_replayed_round_is_refused(key_set):
     federation.updates = federation.send(2)
     # round 1's updates presented again as round 2's: round 2 registered other ciphertexts
     stale = [Update(u.hospital, u.payload, 2) for u in old[:3]]
-    _refused(federation, 2, stale, federation.sum_of(stale), match="not the one it registered")
+    _refused(federation, 2, stale, federation.sum_of(stale),
+             match=r"not registered or not arrived: \[0, 1, 2\]")
 
 
 def test_a_ciphertext_added_to_itself_k_times_is_refused(key_set):
@@ -153,7 +169,8 @@ def test_a_foreign_key_sets_ciphertext_is_refused(key_set):
     other = new_key_set(PRESETS["n4096"])
     foreign = CKKSCodec(other.secret_context, federation.hospital.fingerprint).encode(VALUES[0])
     forged = [Update(0, foreign, 1), *federation.updates[1:3]]
-    _refused(federation, 1, forged, federation.sum_of(forged), match="not the one it registered")
+    _refused(federation, 1, forged, federation.sum_of(forged),
+             match=r"not registered or not arrived: \[0\]")
 
 
 def test_the_aggregator_cannot_register_for_a_hospital(key_set):
@@ -218,7 +235,8 @@ def test_objects_that_only_look_right_are_refused(key_set):
 
     _refused(federation, Round(1), named, honest_sum, match="not after the last")
     federation = Federation(key_set)
-    _refused(federation, 1, None, honest_sum, match="a list of updates")
+    federation.close(1, named)
+    _refused(federation, 1, None, honest_sum, match="a list of hospital indices")
 
 
 def test_a_late_registration_is_ignored_not_an_error(key_set):
@@ -228,3 +246,31 @@ def test_a_late_registration_is_ignored_not_an_error(key_set):
     late = Update(3, federation.hospital.encode(VALUES[3]), 1)
     assert federation.decryptor.register(
         [register_update(late, hospital_key(MASTER, 3), MODELS[1])]) == [3]
+
+
+def test_the_aggregator_cannot_leave_out_a_hospital_that_arrived(key_set):
+    # dropping hospital 0 from one round's sum and not another's would difference out
+    # its update: the driver, not the aggregator, says who arrived
+    federation = Federation(key_set)
+    federation.close(1, federation.updates)  # all four arrived
+    kept = federation.updates[1:4]
+    with pytest.raises(DecryptionRefused, match=r"left out: \[0\]"):
+        federation.decryptor.decrypt(1, [1, 2, 3], federation.sum_of(kept))
+
+
+def test_nothing_is_decrypted_before_the_driver_closes_the_round(key_set):
+    federation = Federation(key_set)
+    named = federation.updates[:3]
+    with pytest.raises(DecryptionRefused, match="not closed by the driver"):
+        federation.decryptor.decrypt(1, [0, 1, 2], federation.sum_of(named))
+
+
+def test_an_invalid_arrival_is_left_out_by_both_sides(key_set):
+    # a hospital whose update fails its registration is not among the round's
+    # contributions: the honest sum of the others is released
+    federation = Federation(key_set)
+    other = new_key_set(PRESETS["n4096"])
+    foreign = Update(3, CKKSCodec(other.secret_context, other.fingerprint).encode(VALUES[3]), 1)
+    federation.close(1, [*federation.updates[:3], foreign])
+    released = federation.decryptor.decrypt(1, [0, 1, 2], federation.sum_of(federation.updates[:3]))
+    assert np.max(np.abs(released - (VALUES[0] + VALUES[1] + VALUES[2]))) < 2.0 ** -20
