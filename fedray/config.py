@@ -19,6 +19,7 @@ from fedray.errors import ConfigError
 
 if TYPE_CHECKING:
     from fedray.crypto.ckks import CKKSParameters
+    from fedray.crypto.threshold import ThresholdParameters
 
 
 def first_line(err: BaseException, default: Optional[str] = None) -> str:
@@ -250,6 +251,9 @@ class EncryptionConfig:
     # quantized: values are clipped to ±range before rounding; None derives the range
     # from the DP noise scale (local, distributed), else 1.0 (docs/encryption.md)
     packing_range: Optional[float] = None
+    # 1: one CKKS key (every hospital worker and the decryptor hold it); k >= 2: the key
+    # exists only as k shares held by k key holders (threshold CKKS, docs/encryption.md)
+    key_holders: int = 1
 
     def __post_init__(self) -> None:
         from fedray.crypto.ckks import PRESETS, check_parameters
@@ -268,10 +272,32 @@ class EncryptionConfig:
         )
         if self.packing_range is not None:
             _positive_float("packing_range", self.packing_range)
-        if self.name == "ckks":
+        _require(isinstance(self.key_holders, int) and not isinstance(self.key_holders, bool)
+                 and 1 <= self.key_holders <= 8, "key_holders", self.key_holders,
+                 "must be an integer in [1, 8] (1: one key; k >= 2: threshold CKKS)")
+        if self.key_holders > 1:
+            from fedray.crypto.threshold import PRESETS as THRESHOLD_PRESETS
+
+            _require(self.preset in THRESHOLD_PRESETS, "preset", self.preset,
+                     f"with key_holders={self.key_holders} must be one of "
+                     f"{', '.join(THRESHOLD_PRESETS)} (threshold presets)")
+            _require(self.packing == "none", "packing", self.packing,
+                     "must be none with key_holders > 1 (threshold CKKS packs one value a slot)")
+        elif self.name == "ckks":
             problem = check_parameters(self.parameters)
             if problem is not None:
                 raise ConfigError("preset", self.preset, problem)
+
+    @property
+    def threshold_parameters(self) -> "ThresholdParameters":
+        """The threshold preset with this run's number of key holders."""
+        from fedray.crypto.threshold import PRESETS as THRESHOLD_PRESETS
+
+        return dataclasses.replace(THRESHOLD_PRESETS[self.preset], key_holders=self.key_holders)
+
+    @property
+    def threshold(self) -> bool:
+        return self.key_holders > 1
 
     @property
     def parameters(self) -> "CKKSParameters":

@@ -32,6 +32,12 @@ def make_codec(context: tuple[bytes, str] | None, encryption: Any, num_hospitals
     """The codec every party of one run uses, from its context (None: plaintext)."""
     if context is None:
         return PlainCodec()
+    if getattr(encryption, "threshold", False):  # the joint public key (hospitals) or none
+        from fedray.crypto.threshold_codec import ThresholdCodec
+
+        joint, fingerprint = context
+        return ThresholdCodec(encryption.threshold_parameters, fingerprint,
+                              joint_public=joint or None)
     if encryption.packing == "quantized":
         return PackedCKKSCodec(*context, layout=packing_layout(encryption, num_hospitals))
     return CKKSCodec(*context)

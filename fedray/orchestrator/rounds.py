@@ -147,10 +147,10 @@ class Run:
         # Under encryption the driver, not the aggregator, tells the decryptor what
         # arrived; the aggregation starts once the decryptor has it (a top-level
         # reference argument is resolved before the task runs).
-        at_decryptor = self.workers.key_side.close_round(round_, closed.updates)
+        at_decryptors = self.workers.key_side.close_round(round_, closed.updates)
         self.global_ref, report = self.workers.aggregator.aggregate.options(
             num_returns=2).remote(closed.updates, self.global_ref, weights, round_,
-                                  at_decryptor)
+                                  *at_decryptors)
         return report, closed.reports, closed.failed
 
     def _inject_fault(self, round_: int) -> Actor | None:

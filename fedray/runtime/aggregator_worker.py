@@ -13,6 +13,7 @@ import ray
 from fedray.audit.tap import make_tap
 from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
+from fedray.crypto.ckks import round_to_grid
 from fedray.crypto.release import decryption_floor
 from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import (
@@ -34,13 +35,15 @@ class AggregatorWorker:
 
     def configure(
         self, config: SimulationConfig, privacy: PrivacyPlan, num_hospitals: int,
-        public_context: tuple[bytes, str] | None = None, decryptor: Any = None, *,
+        public_context: tuple[bytes, str] | None = None, decryptors: Any = None, *,
         num_features: int = 13, num_classes: int = 2,
     ) -> None:
         """With encryption the aggregator gets the public context only: it can check and
-        add ciphertexts, and asks the decryptor (a hospital's role) for the sum."""
+        add ciphertexts, and asks the decryptor (a hospital's role) for the sum; under
+        threshold CKKS it asks every key holder and combines their partial decryptions."""
         self.codec: Any = make_codec(public_context, config.encryption, num_hospitals)
-        self.decryptor = decryptor
+        self.decryptors = list(decryptors or [])
+        self.rounding_bits = config.encryption.decrypt_rounding_bits
         if public_context is not None and self.codec.can_decrypt:
             # a trust boundary, so never an assert (-O drops those)
             raise PermissionError("the aggregator was given a secret key; refusing to run")
@@ -62,12 +65,12 @@ class AggregatorWorker:
 
     def aggregate(self, batches: list[ray.ObjectRef], broadcast: RoundBroadcast,
                   weights: dict[int, float], round_: int | None = None,
-                  closed: None = None) -> tuple[RoundBroadcast, AggregateResult]:
+                  *closed: None) -> tuple[RoundBroadcast, AggregateResult]:
         """``batches`` are the refs of hospital-actor results (a list inside the argument
         stays unresolved), so the updates travel actor to aggregator, not via the driver.
         ``weights`` are the round's weights from the orchestrator. ``closed``: the
-        driver's call that closed the round at the decryptor (a reference, resolved
-        before this runs, so the decryptor knows what arrived before it is asked).
+        driver's calls that closed the round at the decryptors (references, resolved
+        before this runs, so the decryptors know what arrived before they are asked).
 
         Returns the next broadcast and the report separately (call with
         ``num_returns=2``): the broadcast goes on to the next round's training by
@@ -82,10 +85,8 @@ class AggregatorWorker:
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
         self.tap.observe(updates, broadcast.global_vector)
-        decode = None
-        if self.decryptor is not None:  # the decryptor checks the sum against what it reads
-            decode = lambda total, summed: ray.get(self.decryptor.decrypt.remote(  # noqa: E731
-                round_, list(summed), self.codec.seal(total)))
+        decode = self._decrypt if self.decryptors else None
+        self._round = round_
         result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
                            weights=weights, layout=self.layout, codec=self.codec,
                            decode=decode, server=self.privacy, round_=round_)
@@ -97,6 +98,17 @@ class AggregatorWorker:
             seconds={**result.seconds, "receive": received},
         )
         return result.broadcast, report
+
+    def _decrypt(self, total: Any, summed: tuple[int, ...]) -> np.ndarray:
+        """The decryptors check the sum against what arrived and release it: one
+        decryptor its rounded value, k key holders their partial decryptions, which
+        only all together give the sum (rounded here like a single decryptor's)."""
+        claimed = self.codec.seal(total)
+        released = ray.get([d.decrypt.remote(self._round, list(summed), claimed)
+                            for d in self.decryptors])
+        if len(released) == 1:
+            return released[0]
+        return round_to_grid(self.codec.combine(claimed, released), self.rounding_bits)
 
     def inversion_view(self) -> dict[str, Any]:
         """audit.inversion, run where the attacker sits (fedray/audit/tap.py)."""

@@ -101,10 +101,11 @@ class HospitalWorker:
         """The public half of this run's sealing key (the key authority seals to it)."""
         return self._sealing.public
 
-    def install_keys(self, box: bytes, decryptor: Any) -> None:
+    def install_keys(self, box: bytes, decryptors: list[Any]) -> None:
         """The key authority's call (never the driver's): a box, sealed to this worker by
         the run's authority, with the secret context every hosted hospital encrypts with
-        and their registration keys; and the decryptor to register with."""
+        and their registration keys; and the decryptors (every key holder) to register
+        with."""
         if self.keys is not None:  # once per run: nobody swaps a hospital's key later
             raise PermissionError("this worker's keys are installed already")
         if self._keys_from is None:
@@ -112,7 +113,7 @@ class HospitalWorker:
         run, authority = self._keys_from
         keys = open_hospital_keys(self._sealing, authority, box, run=run,
                                   hospitals={*self.hospitals, *self.trainers},
-                                  decryptor=decryptor)
+                                  decryptors=decryptors)
         codec = make_codec((keys.secret_context, keys.fingerprint), *self._codec_settings)
         for hospital in [*self.hospitals.values(), *self.trainers.values()]:
             hospital.pipeline = dataclasses.replace(hospital.pipeline, codec=codec)
@@ -143,9 +144,9 @@ class HospitalWorker:
         if self.keys is not None and updates:  # before the updates can reach anyone
             # (a batch past its round's wall-clock timeout registers late: ignored there)
             model = model_digest(broadcast.global_vector, broadcast.extras)
-            ray.get(self.keys.decryptor.register.remote(
-                [register_update(u, self.keys.registration_keys[u.hospital], model)
-                 for u in updates]))
+            registrations = [register_update(u, self.keys.registration_keys[u.hospital], model)
+                             for u in updates]
+            ray.get([d.register.remote(registrations) for d in self.keys.decryptors])
         return updates, reports, self.state_dict(list(weights))
 
     def evaluate(self, broadcast: RoundBroadcast, round_: int = 0

@@ -55,8 +55,8 @@ class WarmPool:
         self._group: Any = None
         self._hospital_workers: list[Any] = []
         self._aggregator: Any = None
-        # key authority, decryptor, the controller's token
-        self._key_roles: tuple[Any, Any, bytes] | None = None
+        # key authority, decryptors (one, or the key holders), the controller's token
+        self._key_roles: tuple[Any, list[Any], bytes] | None = None
         self._runs_served = 0  # by the current hospital workers
         self.reused = False  # whether the last run got workers an earlier run had used
 
@@ -103,11 +103,16 @@ class WarmPool:
             self._aggregator = ray.remote(num_cpus=0)(AggregatorWorker).remote()
         return self._aggregator
 
-    def key_roles(self) -> tuple[Any, Any, bytes]:
-        """The key authority and the decryptor (encryption=ckks), no CPU each, and the
-        controller's token that alone may start their runs and close rounds (they keep
-        its digest); a run starts both afresh (``start_run``) but not their processes."""
+    def key_roles(self, key_holders: int = 1) -> tuple[Any, list[Any], bytes]:
+        """The key authority and the decryptors (encryption=ckks: one, or ``key_holders``
+        key holders), no CPU each, and the controller's token that alone may start their
+        runs and close rounds (they keep its digest); a run starts them afresh
+        (``start_run``) but not their processes."""
         self._forget_if_new_session()
+        if self._key_roles is not None and len(self._key_roles[1]) != key_holders:
+            for actor in [self._key_roles[0], *self._key_roles[1]]:
+                _kill(actor)
+            self._key_roles = None
         if self._key_roles is None:
             from fedray.runtime.keys import (
                 Decryptor,
@@ -119,15 +124,17 @@ class WarmPool:
             token = new_controller_token()
             authority: Any = ray.remote(num_cpus=0)(KeyAuthority).remote(token_digest(token))
             sealing = ray.get(authority.public_key.remote())
-            decryptor = ray.remote(num_cpus=0)(Decryptor).remote(token_digest(token), sealing)
-            self._key_roles = (authority, decryptor, token)
+            role = ray.remote(num_cpus=0)(Decryptor)
+            decryptors = [role.remote(token_digest(token), sealing) for _ in range(key_holders)]
+            self._key_roles = (authority, decryptors, token)
         return self._key_roles
 
     def discard(self) -> None:
         """Drops every worker (one died, a run failed half-way, Ray is going): the next
         run starts fresh ones."""
         self._release_hospital_workers()
-        for actor in [self._aggregator, *(self._key_roles or ())[:2]]:
+        roles = self._key_roles
+        for actor in [self._aggregator, *([roles[0], *roles[1]] if roles else [])]:
             if actor is not None:
                 _kill(actor)
         self._aggregator, self._key_roles = None, None

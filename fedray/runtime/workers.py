@@ -25,18 +25,18 @@ class KeySide:
     """The driver's line to the decryptor (encryption=ckks): it closes each round with
     the update batches that arrived in time, by the controller's token."""
 
-    decryptor: Any
+    decryptors: list[Any]  # one, or every key holder (threshold CKKS)
     token: bytes
 
-    def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> ray.ObjectRef:
-        return self.decryptor.close_round.remote(self.token, round_, batches)
+    def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+        return [d.close_round.remote(self.token, round_, batches) for d in self.decryptors]
 
 
 class NoKeySide:
     """No encryption: no decryptor to tell."""
 
-    def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> None:
-        return None
+    def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -69,21 +69,23 @@ def _configure(config: SimulationConfig, plan: FederationPlan, assignment: list[
         WorkerShape(config.ray.num_cpus_per_actor, config.ray.num_gpus_per_actor),
         len(assignment))
     aggregator = pool.aggregator()
-    authority = decryptor = public = keys_from = None
+    authority = public = keys_from = None
+    decryptors: list[Any] = []
     key_side: KeySide | NoKeySide = NoKeySide()
     token = b""
     if config.encryption.enabled:
         # Fresh keys every run. The key authority seals the secret material to the
         # hospital workers and the decryptor; the driver holds only handles, the
         # controller's token and the key-free context, which it passes to the aggregator.
-        authority, decryptor, token = pool.key_roles()
+        encryption = config.encryption
+        authority, decryptors, token = pool.key_roles(encryption.key_holders)
         run = ray.get(authority.start_run.remote(
-            token, config.encryption.parameters,
-            encryption=encryption_settings(config.encryption),
-            num_hospitals=len(plan.hospitals),
-            min_shares=decryption_floor(config.min_clients)))
+            token, encryption.threshold_parameters if encryption.threshold
+            else encryption.parameters,
+            encryption=encryption_settings(encryption), num_hospitals=len(plan.hospitals),
+            min_shares=decryption_floor(config.min_clients), decryptors=decryptors))
         public, keys_from = (run.public_context, run.fingerprint), (run.run, run.authority)
-        key_side = KeySide(decryptor, token)
+        key_side = KeySide(decryptors, token)
     pooled = traits_of(config.strategy.name).trains_on_union
     hosted = [indices + ([len(plan.hospitals)] if pooled and a == 0 else [])
               for a, indices in enumerate(assignment)]
@@ -99,11 +101,11 @@ def _configure(config: SimulationConfig, plan: FederationPlan, assignment: list[
     ]
     configured = [call() for call in configure]
     configured.append(aggregator.configure.remote(
-        config, privacy, len(plan.hospitals), public, decryptor,
+        config, privacy, len(plan.hospitals), public, decryptors,
         num_features=plan.num_features, num_classes=plan.num_classes))
     placed = ray.get(configured)[:len(workers)]
     if authority is not None:
-        ray.get(authority.provision.remote(token, list(zip(workers, hosted)), decryptor))
+        ray.get(authority.provision.remote(token, list(zip(workers, hosted))))
     reconfigure: list[Callable[[], ray.ObjectRef]] = [
         functools.partial(_configure_and_provision, call, authority, token, worker, indices)
         for call, worker, indices in zip(configure, workers, hosted)

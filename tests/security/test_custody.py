@@ -108,8 +108,8 @@ def test_a_malicious_aggregator_gets_no_single_update_decrypted(federation):
 
     def setup_attacks(self):  # inside the aggregator: steer the decryptor's setup
         outcomes = []
-        for call in (lambda: self.decryptor.install_run.remote(b"\0" * 64),
-                     lambda: self.decryptor.close_round.remote(b"\0" * 32, 2, [])):
+        for call in (lambda: self.decryptors[0].install_run.remote(b"\0" * 64),
+                     lambda: self.decryptors[0].close_round.remote(b"\0" * 32, 2, [])):
             try:
                 ray.get(call())
                 outcomes.append("accepted")
@@ -126,7 +126,7 @@ def test_a_malicious_aggregator_gets_no_single_update_decrypted(federation):
         assert self.codec.validate(single.payload, single.payload.size) is None
         total = self.codec.add(None, single.payload)
         try:
-            return ray.get(self.decryptor.decrypt.remote(2, [single.hospital],
+            return ray.get(self.decryptors[0].decrypt.remote(2, [single.hospital],
                                                          self.codec.seal(total)))
         except ray.exceptions.RayTaskError as err:
             return str(err)
@@ -168,13 +168,17 @@ def test_nobody_swaps_a_workers_keys_and_a_worker_without_keys_sends_nothing(fed
         ray.get(workers[0].train.remote(broadcast, {assignment[0][0]: 0.25}, frozenset(), 1))
 
 
-def test_each_run_gets_fresh_keys_from_the_warm_authority():
-    from fedray.runtime.keys import KeyAuthority, new_controller_token, token_digest
+@pytest.mark.integration
+def test_each_run_gets_fresh_keys_from_the_warm_authority(federation):
+    from fedray.runtime.keys import encryption_settings
+    from fedray.runtime.pool import POOL
 
-    token = new_controller_token()
-    authority = KeyAuthority(token_digest(token))  # the class itself: no Ray needed
-    settings = {"encryption": {}, "num_hospitals": 4, "min_shares": 2}
-    first = authority.start_run(token, PRESETS["n4096"], **settings)
-    second = authority.start_run(token, PRESETS["n4096"], **settings)
+    authority, decryptors, token = POOL.key_roles()
+    settings = {"encryption": encryption_settings(EncryptionConfig(name="ckks",
+                                                                   preset="n4096")),
+                "num_hospitals": 4, "min_shares": 2, "decryptors": decryptors}
+    first = ray.get(authority.start_run.remote(token, PRESETS["n4096"], **settings))
+    second = ray.get(authority.start_run.remote(token, PRESETS["n4096"], **settings))
+    assert (second.run, second.authority) == (first.run + 1, first.authority)
     assert first.fingerprint != second.fingerprint  # new key sets
     assert not _holds_secret_key(first) and not _holds_secret_key(second)
