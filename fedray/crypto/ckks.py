@@ -121,6 +121,20 @@ class EncryptedVector:
         return sum(len(c) for c in self.ciphertexts) + len(self.key_fingerprint)
 
 
+def shape_problem(payload: Any, *, fingerprint: str, size: int, parts: int) -> str | None:
+    """Why ``payload`` is not an encrypted vector of this key set holding ``size``
+    values in ``parts`` ciphertexts, or None (whether its bytes load is the codec's)."""
+    if not isinstance(payload, EncryptedVector):
+        return f"payload is {type(payload).__name__}, expected an encrypted vector"
+    if payload.key_fingerprint != fingerprint:
+        return (f"ciphertext made under key set {payload.key_fingerprint[:12]}, "
+                f"this federation's is {fingerprint[:12]}")
+    if payload.size != size or len(payload.ciphertexts) != parts:
+        return (f"ciphertexts hold {payload.size} values in {len(payload.ciphertexts)} "
+                f"parts, the model has {size} ({parts} parts)")
+    return None
+
+
 class CKKSCodec:
     """Encrypts, validates, adds and (with the secret key) decrypts flat vectors."""
 
@@ -157,14 +171,10 @@ class CKKSCodec:
         return [self._ts.ckks_vector_from(self._context, c) for c in payload.ciphertexts]
 
     def validate(self, payload: Any, size: int) -> str | None:
-        if not isinstance(payload, EncryptedVector):
-            return f"payload is {type(payload).__name__}, expected an encrypted vector"
-        if payload.key_fingerprint != self.fingerprint:
-            return (f"ciphertext made under key set {payload.key_fingerprint[:12]}, "
-                    f"this federation's is {self.fingerprint[:12]}")
-        if payload.size != size or len(payload.ciphertexts) != self._chunks(size):
-            return (f"ciphertexts hold {payload.size} values in {len(payload.ciphertexts)} "
-                    f"parts, the model has {size} ({self._chunks(size)} parts)")
+        problem = shape_problem(payload, fingerprint=self.fingerprint, size=size,
+                                parts=self._chunks(size))
+        if problem is not None:
+            return problem
         try:
             loaded = self._load(payload)
         except Exception as err:  # TenSEAL/SEAL refuse truncated or altered bytes

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from fedray.crypto import threshold
-from fedray.crypto.ckks import EncryptedVector
-from fedray.crypto.threshold import SecretShare, ThresholdParameters
+from fedray.crypto.ckks import EncryptedVector, shape_problem
+from fedray.crypto.threshold import SecretShare, ThresholdParameters, encrypt, partial_decrypt
+from fedray.crypto.threshold import add as add_ciphertexts
+from fedray.crypto.threshold import combine as combine_partials
 
 
 class ThresholdCodec:
@@ -40,22 +41,18 @@ class ThresholdCodec:
             raise PermissionError("this party has no joint public key to encrypt with")
         values = np.asarray(vector, dtype=np.float64)
         return EncryptedVector(self.fingerprint, int(values.shape[0]),
-                               threshold.encrypt(self.params, self._joint_public, values))
+                               encrypt(self.params, self._joint_public, values))
 
     def out_of_range(self, vector: np.ndarray) -> int:
         return int(np.sum(np.abs(np.asarray(vector)) >= self.params.value_bound))
 
     def validate(self, payload: Any, size: int) -> str | None:
-        if type(payload) is not EncryptedVector:
-            return f"payload is {type(payload).__name__}, expected an encrypted vector"
-        if payload.key_fingerprint != self.fingerprint:
-            return (f"ciphertext made under key set {payload.key_fingerprint[:12]}, "
-                    f"this federation's is {self.fingerprint[:12]}")
-        if payload.size != size or len(payload.ciphertexts) != self._chunks(size):
-            return (f"ciphertexts hold {payload.size} values in {len(payload.ciphertexts)} "
-                    f"parts, the model has {size} ({self._chunks(size)} parts)")
+        problem = shape_problem(payload, fingerprint=self.fingerprint, size=size,
+                                parts=self._chunks(size))
+        if problem is not None:
+            return problem
         try:
-            threshold.add(self.params, [payload.ciphertexts])  # loads and checks each part
+            add_ciphertexts(self.params, [payload.ciphertexts])  # loads and checks each part
         except Exception as err:  # SEAL refuses truncated, altered or foreign bytes
             return f"ciphertext does not load: {type(err).__name__}: {str(err)[:80]}"
         return None
@@ -68,7 +65,7 @@ class ThresholdCodec:
     def seal(self, total: Any) -> EncryptedVector:
         if isinstance(total, EncryptedVector):
             return total
-        parts = threshold.add(self.params, [p.ciphertexts for p in total])
+        parts = add_ciphertexts(self.params, [p.ciphertexts for p in total])
         return EncryptedVector(self.fingerprint, total[0].size, parts)
 
     def decode(self, payload: Any) -> Any:
@@ -76,12 +73,12 @@ class ThresholdCodec:
         if self._share is None:
             raise PermissionError("this party holds no key share: it cannot decrypt")
         sealed = self.seal(payload)
-        return threshold.partial_decrypt(self.params, self._share, sealed.ciphertexts,
+        return partial_decrypt(self.params, self._share, sealed.ciphertexts,
                                          np.random.default_rng())
 
     def combine(self, total: EncryptedVector, partials: list[bytes]) -> np.ndarray:
         """The sum, from every holder's partial decryption of exactly ``total``."""
-        return threshold.combine(self.params, total.ciphertexts, partials, size=total.size)
+        return combine_partials(self.params, total.ciphertexts, partials, size=total.size)
 
     def nbytes(self, payload: EncryptedVector) -> int:
         return payload.nbytes
