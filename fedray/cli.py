@@ -123,8 +123,11 @@ def _audit_lines(audit: dict | None) -> list[str]:
         c = audit["canary"]
         claimed = ("no ε claimed" if c["epsilon_accountant"] is None
                    else f"accountant's ε {c['epsilon_accountant']:.3f}")
-        lines.append(f"  canaries: {c['correct']}/{c['guesses']} guesses right, empirical ε "
-                     f"≥ {c['epsilon_lower_bound']:.3f} at {c['confidence']:.0%} ({claimed})")
+        lines.append(f"  canaries: {c['canaries']} inserted (each with probability 1/2), "
+                     f"{c['correct']}/{c['guesses']} guesses right, empirical ε "
+                     f"≥ {c['epsilon_lower_bound']:.3f} at {c['confidence']:.0%} ({claimed}); "
+                     f"the most these canaries could show: ε {c['epsilon_ceiling']:.2f}, so "
+                     f"{c['verdict']}")
     return lines
 
 

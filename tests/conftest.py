@@ -38,11 +38,3 @@ def ray_local():
     yield ray
     ray.shutdown()
 
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Starts ruff and mypy in the background when the habits tests will run: they
-    check the code while the Ray tests wait on their actors."""
-    if any(item.get_closest_marker("habits") for item in session.items):
-        from tests import habits
-
-        habits.start()

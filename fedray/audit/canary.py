@@ -70,6 +70,25 @@ def epsilon_lower_bound(*, canaries: int, guesses: int, correct: int, delta: flo
     return float(brentq(refuted_by, 0.0, high, xtol=1e-6))
 
 
+def epsilon_ceiling(*, canaries: int, guesses: int, delta: float,
+                    confidence: float = 0.95) -> float:
+    """The largest ε this audit could ever show: its bound when every guess is right. An
+    audit whose ceiling is below the ε it checks cannot register a violation of it."""
+    return epsilon_lower_bound(canaries=canaries, guesses=guesses, correct=guesses,
+                               delta=delta, confidence=confidence)
+
+
+def verdict(*, lower_bound: float, ceiling: float, claimed: float | None) -> str:
+    """What the audit says about the ``claimed`` ε: never that it "holds"."""
+    if claimed is None:
+        return "no ε claimed"
+    if lower_bound > claimed:
+        return "violated"
+    if ceiling <= claimed:
+        return "inconclusive at this size"
+    return "not refuted"
+
+
 def audit_guesses(scores: np.ndarray, included: np.ndarray, guesses_per_side: int
                   ) -> dict[str, Any]:
     """Guess "in" for the top ``guesses_per_side`` scores, "out" for the bottom ones."""

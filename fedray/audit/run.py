@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedray.audit.canary import audit_guesses, epsilon_lower_bound, make_canaries
+from fedray.audit.canary import (
+    audit_guesses, epsilon_ceiling, epsilon_lower_bound, make_canaries, verdict,
+)
 from fedray.audit.inversion import score_reconstruction
 from fedray.audit.membership import membership_attacks
 from fedray.data import HospitalData, build_hospitals
@@ -77,14 +79,20 @@ def _canary(scene: AuditScene) -> dict[str, Any]:
                                                                           labels)
     guesses = audit_guesses(scores, included, len(features) // 4)
     audit_delta = scene.delta if scene.delta is not None else 1e-5
+    lower = epsilon_lower_bound(canaries=len(features), delta=audit_delta,
+                                confidence=audit.confidence, **guesses)
+    ceiling = epsilon_ceiling(canaries=len(features), guesses=guesses["guesses"],
+                              delta=audit_delta, confidence=audit.confidence)
+    covering = epsilon if scene.epsilon_covering is None else scene.epsilon_covering
     return {
         "canaries": len(features), "included": int(included.sum()), **guesses,
         "confidence": audit.confidence, "delta": audit_delta,
-        "epsilon_lower_bound": epsilon_lower_bound(
-            canaries=len(features), delta=audit_delta, confidence=audit.confidence,
-            **guesses),
+        "epsilon_lower_bound": lower,
+        # the largest ε these canaries could ever show (every guess right)
+        "epsilon_ceiling": ceiling,
         "epsilon_accountant": epsilon,
-        "epsilon_covering": epsilon if scene.epsilon_covering is None else scene.epsilon_covering,
+        "epsilon_covering": covering,
+        "verdict": verdict(lower_bound=lower, ceiling=ceiling, claimed=covering),
     }
 
 

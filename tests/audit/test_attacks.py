@@ -116,3 +116,20 @@ def test_optimisation_based_inversion_recovers_a_single_record():
                             iterations=300)
     scored = score_reconstruction(candidates, records)
     assert scored["best_relative_error"] < 0.01  # scale-free: the weight does not matter
+
+
+def test_the_ceiling_is_the_bound_of_a_perfect_audit_and_says_when_it_cannot_tell():
+    from fedray.audit.canary import epsilon_ceiling, verdict
+
+    # 200 canaries, 100 guesses, δ = 1e-5, 95%: even a perfect score shows ε ≥ 3.49 only,
+    # below the 3.99 an ε = 4 run claims: such an audit can never register a violation
+    small = epsilon_ceiling(canaries=200, guesses=100, delta=1e-5)
+    assert small == pytest.approx(3.49, abs=0.01)
+    assert small == epsilon_lower_bound(canaries=200, guesses=100, correct=100, delta=1e-5)
+    assert verdict(lower_bound=0.26, ceiling=small, claimed=3.99) == "inconclusive at this size"
+    # ten times the canaries lift the ceiling above the claim: now it can fail
+    large = epsilon_ceiling(canaries=2000, guesses=1000, delta=1e-5)
+    assert large > 3.99
+    assert verdict(lower_bound=0.26, ceiling=large, claimed=3.99) == "not refuted"
+    assert verdict(lower_bound=5.0, ceiling=large, claimed=3.99) == "violated"
+    assert verdict(lower_bound=0.0, ceiling=large, claimed=None) == "no ε claimed"

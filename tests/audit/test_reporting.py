@@ -9,8 +9,9 @@ AUDIT = {
                   "dlg": {"best_relative_error": 0.086}},
     "membership": {"loss": {"auc": 0.6, "advantage": 0.2},
                    "calibrated": {"auc": 0.61, "advantage": 0.19}},
-    "canary": {"correct": 65, "guesses": 100, "epsilon_lower_bound": 0.257, "confidence": 0.95,
-               "epsilon_accountant": None},
+    "canary": {"canaries": 200, "correct": 65, "guesses": 100, "epsilon_lower_bound": 0.257,
+               "confidence": 0.95, "epsilon_accountant": None, "epsilon_ceiling": 3.49,
+               "verdict": "no ε claimed"},
 }
 
 
@@ -19,7 +20,9 @@ def test_the_cli_prints_one_line_per_attack():
     assert lines[0] == "audit (target Cleveland):" and len(lines) == 4
     assert "1 record recovered; optimisation-based: 0.086" in lines[1]
     assert "AUC 0.600 (loss), 0.610 (calibrated)" in lines[2]
-    assert "65/100 guesses right, empirical ε ≥ 0.257 at 95% (no ε claimed)" in lines[3]
+    assert ("200 inserted (each with probability 1/2), 65/100 guesses right, empirical ε "
+            "≥ 0.257 at 95% (no ε claimed); the most these canaries could show: ε 3.49"
+            in lines[3])
     assert _audit_lines(None) == []
     encrypted = _audit_lines({"target_hospital": "x", "inversion": {"view": "ciphertext"}})
     assert encrypted[1] == "  inversion: the aggregator saw ciphertext"
