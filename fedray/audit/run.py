@@ -15,7 +15,11 @@ import numpy as np
 import torch
 
 from fedray.audit.canary import (
-    audit_guesses, epsilon_ceiling, epsilon_lower_bound, make_canaries, verdict,
+    audit_guesses,
+    epsilon_ceiling,
+    epsilon_lower_bound,
+    make_canaries,
+    verdict,
 )
 from fedray.audit.inversion import score_reconstruction
 from fedray.audit.membership import membership_attacks
