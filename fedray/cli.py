@@ -113,6 +113,10 @@ def _audit_lines(audit: dict | None) -> list[str]:
                  f"{'' if inv['records_recovered'] == 1 else 's'} recovered")
         if inv.get("dlg") and inv["dlg"]["best_relative_error"] is not None:
             found += f"; optimisation-based: {inv['dlg']['best_relative_error']:.3g}"
+        released = inv.get("released_sum")
+        if released and released.get("best_relative_error") is not None:
+            found += (f"; from the released sum: {released['records_recovered']} recovered "
+                      f"(best {released['best_relative_error']:.3g})")
         lines.append(f"  inversion: the aggregator saw {inv['view']}{found}")
     if "membership" in audit:
         m = audit["membership"]

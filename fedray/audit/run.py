@@ -106,13 +106,20 @@ def _inversion(scene: AuditScene) -> dict[str, Any]:
     scored: dict[str, Any] = {"view": view["view"]}
     if view.get("not_applicable"):
         scored["not_applicable"] = view["not_applicable"]
+    # scored against what the target trained on (its included canaries too)
+    records = with_canaries(scene.config, target, scene.hospitals[target],
+                            scene.federation.num_classes).x_train
     if view.get("candidates") is not None:
-        # scored against what the target trained on (its included canaries too)
-        records = with_canaries(scene.config, target, scene.hospitals[target],
-                                scene.federation.num_classes).x_train
         scored.update(score_reconstruction(view["candidates"], records))
         if view.get("dlg_candidates") is not None:
             scored["dlg"] = score_reconstruction(view["dlg_candidates"], records)
+    if view.get("released_candidates") is not None:
+        # the first released change of the global model (the decrypted sum under CKKS),
+        # scored against every hospital's records: the sum mixes all of them
+        everyone = np.concatenate([
+            with_canaries(scene.config, i, h, scene.federation.num_classes).x_train
+            for i, h in enumerate(scene.hospitals)])
+        scored["released_sum"] = score_reconstruction(view["released_candidates"], everyone)
     return scored
 
 

@@ -1,9 +1,10 @@
 """audit.inversion's seat at the aggregator: what the attacker there received.
 
-The aggregator hands every round's arrivals to its tap (one call); the tap keeps the
-target hospital's first update and the global model it started from, and ``view``
-runs the inversions where the attacker sits. Without audit.inversion the tap is a
-null one that keeps nothing."""
+The aggregator hands every round's arrivals to its tap, and the change it released;
+the tap keeps the target hospital's first update and the global model it started from,
+and the first released change of the global model (under CKKS the decrypted sum is
+what the aggregator sees), and ``view`` runs the inversions where the attacker sits.
+Without audit.inversion the tap is a null one that keeps nothing."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class NoTap:
     def observe(self, updates: list[Update], global_vector: np.ndarray) -> None:
         """Nothing to keep."""
 
+    def observe_release(self, before: np.ndarray, after: np.ndarray) -> None:
+        """Nothing to keep."""
+
     def view(self) -> dict[str, Any]:
         return {"view": "nothing received", "candidates": None}
 
@@ -39,6 +43,7 @@ class InversionTap:
         self.first_layer = (first.in_features, first.out_features)
         self.payload: Any = None
         self.start: np.ndarray | None = None  # the global model it started from
+        self.released: np.ndarray | None = None  # the first released change of the model
 
     def observe(self, updates: list[Update], global_vector: np.ndarray) -> None:
         if self.payload is None:
@@ -46,24 +51,32 @@ class InversionTap:
                                 None)
             self.start = np.array(global_vector)
 
+    def observe_release(self, before: np.ndarray, after: np.ndarray) -> None:
+        if self.released is None:
+            self.released = np.asarray(after, dtype=np.float64) - np.asarray(before)
+
     def view(self) -> dict[str, Any]:
         """Analytic inversion of the target's first update (candidate records), and
         optimisation-based inversion beside it; nothing when it was a ciphertext."""
         payload = self.payload
         if payload is None:
             return NoTap().view()
-        if not isinstance(payload, np.ndarray):
-            return {"view": "ciphertext", "candidates": None}
         if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
-            return {"view": "plaintext", "candidates": None, "not_applicable":
+            return {"view": "plaintext" if isinstance(payload, np.ndarray) else "ciphertext",
+                    "candidates": None, "not_applicable":
                     "the first layer feeds a BatchNorm, which cancels its bias gradient"}
         inputs, outputs = self.first_layer
+        # the released sum is there whatever the encryption: what it inverts to
+        released = (None if self.released is None else
+                    invert_first_layer(self.released, inputs=inputs, outputs=outputs))
+        if not isinstance(payload, np.ndarray):
+            return {"view": "ciphertext", "candidates": None, "released_candidates": released}
         dlg = (dlg_invert(self.model, self.start, payload, num_records=self.batch_size,
                           num_features=inputs, iterations=self.dlg_iterations, seed=self.seed)
                if self.dlg_iterations and self.start is not None else None)
         return {"view": "plaintext",
                 "candidates": invert_first_layer(payload, inputs=inputs, outputs=outputs),
-                "dlg_candidates": dlg}
+                "dlg_candidates": dlg, "released_candidates": released}
 
 
 def make_tap(*, inversion: bool, target: int, model: torch.nn.Module, batch_size: int,

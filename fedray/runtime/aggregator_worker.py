@@ -91,6 +91,8 @@ class AggregatorWorker:
                            weights=weights, layout=self.layout, codec=self.codec,
                            decode=decode, server=self.privacy, round_=round_)
         assert result.server_state is not None and result.broadcast is not None
+        if result.released:
+            self.tap.observe_release(broadcast.global_vector, result.broadcast.global_vector)
         self.server_state = result.server_state
         report = dataclasses.replace(
             result, broadcast=None, server_state=None,

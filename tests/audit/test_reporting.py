@@ -26,6 +26,11 @@ def test_the_cli_prints_one_line_per_attack():
     assert _audit_lines(None) == []
     encrypted = _audit_lines({"target_hospital": "x", "inversion": {"view": "ciphertext"}})
     assert encrypted[1] == "  inversion: the aggregator saw ciphertext"
+    summed = _audit_lines({"target_hospital": "x", "inversion": {
+        "view": "ciphertext", "released_sum": {"best_relative_error": 1.2e-4,
+                                               "records_recovered": 2}}})
+    assert summed[1] == ("  inversion: the aggregator saw ciphertext; from the released sum: "
+                         "2 recovered (best 0.00012)")
 
 
 def test_a_sweep_table_gets_the_audit_as_columns():
