@@ -4,6 +4,7 @@ and applies the strategy's server rule; it holds no data and, under encryption, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -85,8 +86,7 @@ class AggregatorWorker:
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
         self.tap.observe(updates, broadcast.global_vector)
-        decode = self._decrypt if self.decryptors else None
-        self._round = round_
+        decode = functools.partial(self._decrypt, round_) if self.decryptors else None
         result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
                            weights=weights, layout=self.layout, codec=self.codec,
                            decode=decode, server=self.privacy, round_=round_)
@@ -101,12 +101,12 @@ class AggregatorWorker:
         )
         return result.broadcast, report
 
-    def _decrypt(self, total: Any, summed: tuple[int, ...]) -> np.ndarray:
+    def _decrypt(self, round_: int | None, total: Any, summed: tuple[int, ...]) -> np.ndarray:
         """The decryptors check the sum against what arrived and release it: one
         decryptor its rounded value, k key holders their partial decryptions, which
         only all together give the sum (rounded here like a single decryptor's)."""
         claimed = self.codec.seal(total)
-        released = ray.get([d.decrypt.remote(self._round, list(summed), claimed)
+        released = ray.get([d.decrypt.remote(round_, list(summed), claimed)
                             for d in self.decryptors])
         if len(released) == 1:
             return released[0]
