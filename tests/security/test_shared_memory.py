@@ -1,12 +1,24 @@
 """Ray's shared-memory object store is mapped by every worker process of a node, the
 aggregator's included. With the default preset (n8192) a secret context is far above
-Ray's inline-argument limit, so a key passed as a plain argument would sit there, and
-the aggregator could read it and decrypt one hospital's update offline. Keys travel
-sealed (fedray/crypto/sealing.py): code running in the aggregator's process scans every
-shared mapping it has and finds no secret key that decrypts a hospital's ciphertext.
+Ray's inline-argument limit, so a key passed as a plain argument would sit there while
+its call runs, and any process of the node could copy it and decrypt a hospital's update
+offline. Keys travel sealed (fedray/crypto/sealing.py). A watcher process (standing for
+the aggregator: it maps the same store) scans every shared mapping it has, over and over,
+while the run's keys are delivered and a round is trained, keeps every SEAL object that
+loads as a secret key, and tries each on a hospital's real ciphertext: none decrypts it.
 The positive control puts one unsealed secret context into the store, as the delivery
-did before sealing, and the same scan finds it."""
+did before sealing, and the same watcher finds it."""
 
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+import time
+
+import numpy as np
 import pytest
 import ray
 
@@ -21,49 +33,25 @@ from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
 
+MAGIC = b"\x5e\xa1\x10\x04"  # a SEAL 4 object's header
 
-def _scan(self, target: bytes, coeff_mod_bit_sizes: list[int], poly_modulus_degree: int
-          ) -> dict:
-    """Runs inside the aggregator's process (``__ray_call__``): every SEAL object in the
-    shared memory it maps that loads as a secret key is tried on ``target`` (one TenSEAL
-    ciphertext); returns how many candidates it tried and how many decrypt it sanely."""
-    import os
-    import tempfile
 
-    import numpy as np
-    import tenseal.sealapi as seal
-
-    parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
-    parms.set_poly_modulus_degree(poly_modulus_degree)
-    parms.set_coeff_modulus(seal.CoeffModulus.Create(poly_modulus_degree, coeff_mod_bit_sizes))
-    context = seal.SEALContext(parms, True, seal.SEC_LEVEL_TYPE.TC128)
-    folder = tempfile.mkdtemp()
-
-    def load(cls, blob):
-        path = os.path.join(folder, "blob")
-        with open(path, "wb") as f:
-            f.write(blob)
-        obj = cls()
-        obj.load(context, path)
-        return obj
-
-    magic = b"\x5e\xa1\x10\x04"  # a SEAL 4 object's header
-    cipher = load(seal.Ciphertext, target[target.index(magic):])
-    encoder = seal.CKKSEncoder(context)
-    tried = found = 0
-    def segments(fields):
-        """The mapping's bytes that hold data: holes of a tmpfs file (the object store's
-        untouched gigabytes) are skipped with SEEK_DATA/SEEK_HOLE."""
+def _shared_segments():
+    """The bytes of every shared mapping of this process that hold data (the object
+    store's untouched gigabytes are holes of a tmpfs file, skipped)."""
+    with open("/proc/self/maps") as maps:
+        lines = maps.read().splitlines()
+    for line in lines:
+        fields = line.split()
+        if not fields[1].startswith("r") or fields[1][3] != "s":  # shared, readable
+            continue
         start, end = (int(x, 16) for x in fields[0].split("-"))
-        offset = int(fields[2], 16)
         try:
             fd = os.open(f"/proc/self/map_files/{fields[0]}", os.O_RDONLY)
-        except OSError:  # no access to the file behind it: read the mapping whole
-            with open("/proc/self/mem", "rb", 0) as mem:
-                mem.seek(start)
-                yield mem.read(end - start)
-            return
+        except OSError:
+            continue
         try:
+            offset = int(fields[2], 16)
             position, stop = offset, offset + (end - start)
             while position < stop:
                 try:
@@ -78,35 +66,79 @@ def _scan(self, target: bytes, coeff_mod_bit_sizes: list[int], poly_modulus_degr
         finally:
             os.close(fd)
 
-    with open("/proc/self/maps") as maps:
-        lines = maps.read().splitlines()
-    for line in lines:
-        fields = line.split()
-        if not fields[1].startswith("r") or fields[1][3] != "s":  # shared, readable
-            continue
-        for chunk in segments(fields):
-            at = chunk.find(magic)
+
+@ray.remote(num_cpus=0, max_concurrency=2)
+class Watcher:
+    """Any process of the node: it keeps every SEAL object in shared memory that loads
+    as a secret key of these parameters, for as long as it watches."""
+
+    def __init__(self, coeff_mod_bit_sizes: list[int], poly_modulus_degree: int) -> None:
+        import tenseal.sealapi as seal
+
+        self.seal = seal
+        parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
+        parms.set_poly_modulus_degree(poly_modulus_degree)
+        parms.set_coeff_modulus(seal.CoeffModulus.Create(poly_modulus_degree,
+                                                         coeff_mod_bit_sizes))
+        self.context = seal.SEALContext(parms, True, seal.SEC_LEVEL_TYPE.TC128)
+        self.folder = tempfile.mkdtemp()
+        self.keys: dict[bytes, object] = {}
+        self.seen: set[bytes] = set()
+        self.passes = 0
+        self.stopping = threading.Event()
+
+    def _load(self, cls, blob: bytes):
+        path = os.path.join(self.folder, f"blob-{threading.get_ident()}")
+        with open(path, "wb") as f:
+            f.write(blob)
+        obj = cls()
+        obj.load(self.context, path)
+        return obj
+
+    def scan_once(self) -> None:
+        for chunk in _shared_segments():
+            at = chunk.find(MAGIC)
             while at >= 0:
                 size = int.from_bytes(chunk[at + 8:at + 16], "little")
-                if 1024 < size < (8 << 20):
-                    try:
-                        key = load(seal.SecretKey, chunk[at:at + size])
-                    except Exception:  # not a secret key
-                        key = None
-                    if key is not None:
-                        tried += 1
-                        plain = seal.Plaintext()
-                        seal.Decryptor(context, key).decrypt(cipher, plain)
-                        values = np.asarray(encoder.decode_double(plain))
-                        found += bool(np.all(np.abs(values) < 1e3))
-                at = chunk.find(magic, at + 1)
-    return {"tried": tried, "found": found}
+                if 1024 < size < (8 << 20) and at + size <= len(chunk):
+                    blob = chunk[at:at + size]
+                    digest = hashlib.sha256(blob).digest()
+                    if digest not in self.seen:
+                        self.seen.add(digest)
+                        with contextlib.suppress(Exception):  # not a secret key
+                            self.keys[digest] = self._load(self.seal.SecretKey, blob)
+                at = chunk.find(MAGIC, at + 1)
+        self.passes += 1
+
+    def watch(self) -> int:
+        while not self.stopping.is_set():
+            self.scan_once()
+            time.sleep(0.002)
+        return self.passes
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def decrypting(self, target: bytes) -> int:
+        """How many of the keys it kept decrypt ``target`` (a TenSEAL ciphertext) to
+        sane values."""
+        cipher = self._load(self.seal.Ciphertext, target[target.index(MAGIC):])
+        encoder, found = self.seal.CKKSEncoder(self.context), 0
+        for key in self.keys.values():
+            plain = self.seal.Plaintext()
+            self.seal.Decryptor(self.context, key).decrypt(cipher, plain)
+            found += bool(np.all(np.abs(np.asarray(encoder.decode_double(plain))) < 1e3))
+        return found
 
 
-@pytest.fixture(scope="module")
-def default_preset_round(ray_local):
-    """One encrypted round with the default preset; hospital 0's ciphertext as the
-    aggregator received it."""
+def _watcher(params):
+    return Watcher.remote(list(params.coeff_mod_bit_sizes), params.poly_modulus_degree)
+
+
+def test_no_process_of_the_node_finds_a_secret_key_in_shared_memory(ray_local):
+    params = PRESETS["n8192"]
+    watcher = _watcher(params)
+    watching = watcher.watch.remote()  # from before the keys exist until the round is in
     config = synthetic_config(num_records=400, model=ModelConfig(name="logreg"),
                               num_clients=4, min_clients=3, num_rounds=1,
                               encryption=EncryptionConfig(name="ckks"))
@@ -118,23 +150,26 @@ def default_preset_round(ray_local):
     batches = [w.train.options(num_returns=3).remote(
                    broadcast, dict.fromkeys(idx, 0.25), frozenset(), 1)[0]
                for w, idx in zip(actors.workers, assignment)]
-    ray.wait(batches, num_returns=len(batches))
-    update = next(u for batch in batches for u in ray.get(batch) if u.hospital == 0)
-    return actors.aggregator, update.payload.ciphertexts[0]
+    target = next(u for batch in batches for u in ray.get(batch) if u.hospital == 0)
+    ray.get(watcher.stop.remote())
+    assert ray.get(watching) >= 2  # it scanned all along
+    assert ray.get(watcher.decrypting.remote(target.payload.ciphertexts[0])) == 0
 
 
-def test_the_aggregator_finds_no_secret_key_in_shared_memory(default_preset_round):
-    aggregator, target = default_preset_round
+def test_the_watcher_finds_a_key_passed_unsealed(ray_local):
+    # positive control: a secret context in the store, as the delivery did before sealing
     params = PRESETS["n8192"]
-    seen = ray.get(aggregator.__ray_call__.remote(
-        _scan, target, list(params.coeff_mod_bit_sizes), params.poly_modulus_degree))
-    assert seen["found"] == 0, seen
-    # positive control: a secret context passed unsealed, as before sealing
+    watcher = _watcher(params)
+    watching = watcher.watch.remote()
     leaked = new_key_set(params)
     known = CKKSCodec(leaked.secret_context, leaked.fingerprint).encode([0.5] * 8)
-    holder = ray.put(leaked.secret_context)
-    seen = ray.get(aggregator.__ray_call__.remote(
-        _scan, known.ciphertexts[0], list(params.coeff_mod_bit_sizes),
-        params.poly_modulus_degree))
-    assert seen["found"] >= 1, seen
-    del holder
+
+    @ray.remote(num_cpus=0)
+    def install(context: bytes) -> int:  # a key-delivery call, unsealed
+        time.sleep(0.5)
+        return len(context)
+
+    ray.get(install.remote(leaked.secret_context))
+    ray.get(watcher.stop.remote())
+    ray.get(watching)
+    assert ray.get(watcher.decrypting.remote(known.ciphertexts[0])) >= 1
