@@ -67,7 +67,7 @@ def _shared_segments():
             os.close(fd)
 
 
-@ray.remote(num_cpus=0, max_concurrency=2)
+@ray.remote(num_cpus=0, max_concurrency=3)
 class Watcher:
     """Any process of the node: it keeps every SEAL object in shared memory that loads
     as a secret key of these parameters, for as long as it watches."""
@@ -111,9 +111,17 @@ class Watcher:
         self.passes += 1
 
     def watch(self) -> int:
-        while not self.stopping.is_set():
+        """Scans until told to stop, and at least twice (a threaded actor's calls have no
+        order: ``stop`` may run first)."""
+        while not (self.stopping.is_set() and self.passes >= 2):
             self.scan_once()
-            time.sleep(0.002)
+            time.sleep(0.01)
+        return self.passes
+
+    def watching(self) -> int:
+        """Returns once the watch has made its first pass (the scan is running)."""
+        while self.passes < 1:
+            time.sleep(0.01)
         return self.passes
 
     def stop(self) -> None:
@@ -132,13 +140,16 @@ class Watcher:
 
 
 def _watcher(params):
-    return Watcher.remote(list(params.coeff_mod_bit_sizes), params.poly_modulus_degree)
+    """A watcher already scanning, and its watch's reference."""
+    watcher = Watcher.remote(list(params.coeff_mod_bit_sizes), params.poly_modulus_degree)
+    watching = watcher.watch.remote()
+    ray.get(watcher.watching.remote(), timeout=120)
+    return watcher, watching
 
 
 def test_no_process_of_the_node_finds_a_secret_key_in_shared_memory(ray_local):
     params = PRESETS["n8192"]
-    watcher = _watcher(params)
-    watching = watcher.watch.remote()  # from before the keys exist until the round is in
+    watcher, watching = _watcher(params)  # from before the keys exist until the round is in
     config = synthetic_config(num_records=400, model=ModelConfig(name="logreg"),
                               num_clients=4, min_clients=3, num_rounds=1,
                               encryption=EncryptionConfig(name="ckks"))
@@ -151,16 +162,9 @@ def test_no_process_of_the_node_finds_a_secret_key_in_shared_memory(ray_local):
                    broadcast, dict.fromkeys(idx, 0.25), frozenset(), 1)[0]
                for w, idx in zip(actors.workers, assignment)]
     target = next(u for batch in batches for u in ray.get(batch) if u.hospital == 0)
-    ray.get(watcher.stop.remote())
-    assert ray.get(watching) >= 2  # it scanned all along
     assert ray.get(watcher.decrypting.remote(target.payload.ciphertexts[0])) == 0
-
-
-def test_the_watcher_finds_a_key_passed_unsealed(ray_local):
-    # positive control: a secret context in the store, as the delivery did before sealing
-    params = PRESETS["n8192"]
-    watcher = _watcher(params)
-    watching = watcher.watch.remote()
+    # positive control, same watcher: a secret context passed as a call's argument,
+    # unsealed, as the delivery did before sealing
     leaked = new_key_set(params)
     known = CKKSCodec(leaked.secret_context, leaked.fingerprint).encode([0.5] * 8)
 
@@ -171,5 +175,5 @@ def test_the_watcher_finds_a_key_passed_unsealed(ray_local):
 
     ray.get(install.remote(leaked.secret_context))
     ray.get(watcher.stop.remote())
-    ray.get(watching)
+    assert ray.get(watching) >= 2  # it scanned all along
     assert ray.get(watcher.decrypting.remote(known.ciphertexts[0])) >= 1
