@@ -201,6 +201,9 @@ class PrivacyConfig:
     # DP-SGD); False: seeded from ``seed``, so the guarantee assumes the seed is secret.
     secure_rng: bool = False
     colluders: int = 0  # distributed: hospitals that may pool their noise shares
+    # central, distributed: who was in a round is part of the secret; true writes the
+    # diagnostics that reveal it (train losses, participant counts, bytes) anyway
+    reveal_sample: bool = False
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, PRIVACY_MODES)
@@ -215,6 +218,8 @@ class PrivacyConfig:
         if self.noise_multiplier is not None:
             _positive_float("noise_multiplier", self.noise_multiplier)
         _require(isinstance(self.secure_rng, bool), "secure_rng", self.secure_rng,
+                 "must be true or false")
+        _require(isinstance(self.reveal_sample, bool), "reveal_sample", self.reveal_sample,
                  "must be true or false")
         _require(isinstance(self.colluders, int) and not isinstance(self.colluders, bool)
                  and self.colluders >= 0, "colluders", self.colluders,

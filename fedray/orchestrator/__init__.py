@@ -121,7 +121,8 @@ def _start(prepared: Prepared, cluster: dict[str, float], resume: dict[str, Any]
     traits = strategy.traits
     trainer_names = [strategy.name] if traits.trains_on_union else []  # the union's trainer
     record = (recorded(resume) if resume is not None else
-              RunRecord(names=[h.name for h in federation.hospitals] + trainer_names))
+              RunRecord(names=[h.name for h in federation.hospitals] + trainer_names,
+                        hide_sample=privacy.hides_sample))
     if config.ray.num_gpus_per_actor > 0 and cluster.get("GPU", 0) == 0:
         raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
                           "the Ray cluster has no GPU; use 0")

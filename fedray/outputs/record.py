@@ -50,6 +50,9 @@ class RunRecord:
     offline_total: int = 0  # hospital-rounds lost to dropouts
     late_total: int = 0  # hospital-rounds trained but past the round's timeout
     lost: list[dict[str, Any]] = field(default_factory=list)  # failed workers' rounds
+    # central, distributed DP: write nothing that says who or how many took part in a
+    # round (train losses, participant and accepted counts, coins, bytes, train seconds)
+    hide_sample: bool = False
 
     # ---- the round loop's entries (the only way a record changes) ----
 
@@ -57,7 +60,8 @@ class RunRecord:
         self.rounds_run = round_
 
     def end_round(self, round_: int, *, participants: int, seconds: float) -> None:
-        self.log.add(round_, GLOBAL, "round", "participants", participants)
+        if not self.hide_sample:
+            self.log.add(round_, GLOBAL, "round", "participants", participants)
         self.log.add(round_, GLOBAL, "round", "seconds", seconds)
 
     def stop_early(self, reason: str, bar: Any) -> None:
@@ -73,7 +77,10 @@ class RunRecord:
         return names
 
     def add_unavailable(self, round_: int, offline: set[int], late: set[int]) -> None:
-        """This round's offline hospitals and the late ones (availability.*)."""
+        """This round's offline hospitals and the late ones (availability.*); nothing
+        when the sample is secret (the invited are the sampled)."""
+        if self.hide_sample:
+            return
         self.log.add(round_, GLOBAL, "round", "offline", len(offline))
         self.log.add(round_, GLOBAL, "round", "late", len(late))
         for i in sorted(offline):
@@ -102,8 +109,9 @@ class RunRecord:
 
     def add_aggregate(self, round_: int, result: AggregateResult | None, bar: Any) -> None:
         """The aggregator's report: what it accepted, rejected and released."""
-        self.log.add(round_, GLOBAL, "round", "accepted", 0 if result is None else
-                     len(result.accepted))
+        if not self.hide_sample:
+            self.log.add(round_, GLOBAL, "round", "accepted", 0 if result is None else
+                         len(result.accepted))
         if result is None:
             bar.write(f"round {round_}: too few updates arrived in time; model unchanged")
             return
@@ -123,7 +131,8 @@ class RunRecord:
         round's, or (``late``) those of batches that missed the round's timeout."""
         for report in reports:
             name = self.names[report.hospital]
-            self.log.add(round_, name, "train", "loss", report.train_loss)
+            if not self.hide_sample:
+                self.log.add(round_, name, "train", "loss", report.train_loss)
             for key in ("train", "encrypt"):
                 self.seconds[key] += report.seconds.get(key, 0.0)
             self.values_clipped += report.values_clipped
@@ -135,7 +144,7 @@ class RunRecord:
                 bar.write(f"round {round_}: {name} stops training: its privacy budget would "
                           "be exceeded")
         coins = [r.sampled for r in reports if r.sampled is not None and not r.exhausted]
-        if coins and not late:  # distributed: how many hospitals' own coins put data in
+        if coins and not late and not self.hide_sample:  # how many own coins put data in
             self.log.add(round_, GLOBAL, "round", "sampled", sum(coins))
 
     def add_run_epsilon(self, round_: int, epsilon: float | None) -> None:
@@ -208,7 +217,8 @@ def build_summary(
         "rounds_completed": record.rounds_completed,
         "rejected_updates": record.rejections,
         "lost_to_failures": record.lost,
-        "bytes_uploaded": record.bytes_uploaded,
+        # (how many uploaded: under central DP the hidden sample's size)
+        "bytes_uploaded": None if record.hide_sample else record.bytes_uploaded,
         "encryption": {
             "name": config.encryption.name,
             "preset": config.encryption.preset if config.encryption.enabled else None,
@@ -231,7 +241,8 @@ def build_summary(
         "startup_seconds": startup_seconds,
         "seconds_per_round": loop_seconds / max(record.rounds_run, 1),
         "wall_seconds": wall_seconds,
-        "seconds": record.seconds,
+        "seconds": ({**record.seconds, "train": None, "encrypt": None} if record.hide_sample
+                    else record.seconds),  # (sums over the hospitals that trained)
     }
 
 

@@ -36,6 +36,7 @@ class PrivacyMode:
     releases_every_round: ClassVar[bool] = False  # a noised sum even if nobody arrived
     fixed_weights: ClassVar[bool] = False  # every participant weighs 1/(qN)
     noise_on_updates: ClassVar[bool] = False  # the updates themselves carry noise
+    sample_is_secret: ClassVar[bool] = False  # who took part is part of what ε protects
 
     @property
     def enabled(self) -> bool:
@@ -85,6 +86,7 @@ class CentralDP(PrivacyMode):
     name = "central"
     adjacency, unit = Adjacency.ADD_REMOVE, "hospital"
     clips_updates, releases_every_round, fixed_weights = True, True, True
+    sample_is_secret = True  # the Poisson sample (distributed: the hospitals' own coins)
 
     def plan_parties(self, *, num_rounds: int, fraction: float, train_sizes: list[int],
                      batch_size: int, sigma_for: SigmaFor, steps_for: Callable[[int], int]

@@ -59,6 +59,7 @@ class PrivacyPlan:
     min_shares: int = 1  # distributed: fewest noise shares a released sum may carry
     colluders: int = 0  # distributed: shares that colluding hospitals could subtract
     secure_rng: bool = False
+    reveal_sample: bool = False  # privacy.reveal_sample: the diagnostic switch
 
     @property
     def mechanism(self) -> PrivacyMode:
@@ -102,6 +103,12 @@ class PrivacyPlan:
 
     def party(self, index: int) -> PartyPlan:
         return self.parties[index]
+
+    @property
+    def hides_sample(self) -> bool:
+        """Whether outputs must not say who (or how many) took part in a round: central's
+        hidden Poisson sample, distributed's own coins; unless ``reveal_sample``."""
+        return self.mechanism.sample_is_secret and not self.reveal_sample
 
     # ---- the steps a mode puts into each party (fedray/privacy/steps.py) ----
 
@@ -251,6 +258,7 @@ def make_privacy_plan(
         uniform_weight=uniform_weight,
         min_shares=config.min_clients if mechanism.self_sampling else 1,
         colluders=privacy.colluders, secure_rng=privacy.secure_rng,
+        reveal_sample=privacy.reveal_sample,
     )
 
 

@@ -46,7 +46,8 @@ def test_offline_hospitals_skip_the_round_and_late_ones_miss_it(ray_local):
 
 def test_distributed_dp_withholds_rounds_with_too_few_shares(ray_local):
     config = _config(num_clients=6, num_rounds=5, min_clients=5,
-                     privacy=PrivacyConfig(name="distributed", epsilon=8.0),
+                     privacy=PrivacyConfig(name="distributed", epsilon=8.0,
+                                           reveal_sample=True),  # the counts are read here
                      encryption=EncryptionConfig(name="ckks"),
                      availability=AvailabilityConfig(online=0.75))
     result = simulate(config)

@@ -24,37 +24,6 @@ def _fedray(*args, cwd):
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def slow_runs(tmp_path_factory):
-    """The module's two whole CLI runs (a run, a sweep), started together when the
-    module starts: each spends most of its time starting Ray and its workers, so they
-    overlap with each other and with the quick tests instead of queueing."""
-    root = tmp_path_factory.mktemp("cli_runs")
-    args = {
-        "run": ["num_rounds=2", "progress=false", f"hydra.run.dir={root / 'run'}"],
-        "sweep": ["-m", "num_rounds=1,2", "num_clients=3,1000", "dataset=synthetic",
-                  "partition=iid", "dataset.num_records=300", "progress=false",
-                  f"hydra.sweep.dir={root / 'sweep'}"],
-    }
-    started = {name: subprocess.Popen([sys.executable, "-m", "fedray", *a], cwd=root,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True)
-               for name, a in args.items()}
-    done: dict[str, subprocess.CompletedProcess] = {}
-
-    def finished(name):
-        if name not in done:
-            out, err = started[name].communicate(timeout=300)
-            done[name] = subprocess.CompletedProcess(args[name], started[name].returncode,
-                                                     out, err)
-        return done[name], root / name
-
-    yield finished
-    for proc in started.values():
-        if proc.poll() is None:
-            proc.kill()
-
-
 def _one_error_line(proc, expected):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("fedray: error:")]
     assert len(errors) == 1 and expected in errors[0], proc.stderr
@@ -109,8 +78,9 @@ def test_an_unreachable_ray_address_fails_in_one_line(tmp_path):
     assert not (tmp_path / "bad" / "summary.json").exists()
 
 
-def test_cli_run_prints_results_and_writes_outputs(slow_runs):
-    proc, out = slow_runs("run")
+def test_cli_run_prints_results_and_writes_outputs(tmp_path):
+    out = tmp_path / "run"
+    proc = _fedray("num_rounds=2", "progress=false", f"hydra.run.dir={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Cleveland" in proc.stdout and "pooled test" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -118,8 +88,12 @@ def test_cli_run_prints_results_and_writes_outputs(slow_runs):
     assert (out / "metrics.csv").exists() and (out / "accuracy.png").exists()
 
 
-def test_a_sweep_with_failing_runs_finishes_the_others_and_tables_them_all(slow_runs):
-    proc, sweep = slow_runs("sweep")
+def test_a_sweep_with_failing_runs_finishes_the_others_and_tables_them_all(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = _fedray(
+        "-m", "num_rounds=1,2", "num_clients=3,1000", "dataset=synthetic", "partition=iid",
+        "dataset.num_records=300", "progress=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stderr  # after every run, and the table, are done
     assert "2 of 4 runs failed" in proc.stderr
     table = pd.read_parquet(sweep / "runs.parquet")

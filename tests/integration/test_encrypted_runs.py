@@ -41,7 +41,8 @@ def _opacus_epsilon(sigma, q, steps):
 
 def test_distributed_dp_every_hospital_sends_every_round_so_the_sample_stays_hidden(ray_local):
     config = _config(encryption=EncryptionConfig(name="ckks", preset="n4096"),
-                     privacy=PrivacyConfig(name="distributed", epsilon=4.0),
+                     privacy=PrivacyConfig(name="distributed", epsilon=4.0,
+                                           reveal_sample=True),  # the coins, shown here
                      fraction_per_round=0.5, min_clients=4, num_rounds=4)
     result = simulate(config)
     s = result.summary
@@ -63,7 +64,8 @@ def test_distributed_dp_charges_exactly_the_rounds_it_released(ray_local):
     # each hospital is online with probability 0.75, and a round needs all four: some
     # rounds are withheld (nothing decrypted, released or charged), some released
     config = _config(encryption=EncryptionConfig(name="ckks", preset="n4096"),
-                     privacy=PrivacyConfig(name="distributed", noise_multiplier=1.0),
+                     privacy=PrivacyConfig(name="distributed", noise_multiplier=1.0,
+                                           reveal_sample=True),  # offline counts, read here
                      min_clients=4, num_rounds=6,
                      availability=AvailabilityConfig(online=0.75))
     result = simulate(config)

@@ -1,5 +1,7 @@
 """Privacy modes end to end on a real local Ray: ε reported is Opacus's, budgets cap."""
 
+import json
+
 import numpy as np
 import pytest
 from opacus.accountants import RDPAccountant
@@ -63,7 +65,8 @@ def test_central_dp_run_ledger_and_early_stop(ray_local):
 
 
 def test_central_dp_releases_a_noised_sum_even_when_nobody_is_sampled(ray_local):
-    config = _config(PrivacyConfig(name="central", noise_multiplier=1.0),
+    # (reveal_sample: the participant counts are the diagnostic this test reads)
+    config = _config(PrivacyConfig(name="central", noise_multiplier=1.0, reveal_sample=True),
                      fraction_per_round=0.1, num_rounds=6)
     result = simulate(config)
     participants = result.metrics.query("metric == 'participants'")["value"]
@@ -72,7 +75,8 @@ def test_central_dp_releases_a_noised_sum_even_when_nobody_is_sampled(ray_local)
     assert result.summary["epsilon"] == pytest.approx(_opacus_epsilon(1.0, 0.1, 6),
                                                       rel=1e-12)
     # with nobody sampled the model still moves: the release is noise, not the old model
-    quiet = simulate(_config(PrivacyConfig(name="central", noise_multiplier=1.0),
+    quiet = simulate(_config(PrivacyConfig(name="central", noise_multiplier=1.0,
+                                           reveal_sample=True),
                              fraction_per_round=0.1, num_rounds=1, seed=1))
     assert quiet.metrics.query("metric == 'participants'")["value"].tolist() == [0]
     initial = initial_parameters(config.model, num_features=13, num_classes=2, seed=1)
@@ -117,3 +121,26 @@ def test_noise_changes_the_model_and_is_seeded_unless_secure(ray_local):
     secure = simulate(_config(PrivacyConfig(name="local", epsilon=2.0, secure_rng=True)))
     assert not np.allclose(secure.global_vector, noisy.global_vector)
     assert secure.summary["privacy"]["secure_rng"] is True
+
+
+@pytest.mark.parametrize("reveal", [False, True])
+def test_by_default_the_outputs_do_not_name_central_dps_hidden_sample(ray_local, tmp_path,
+                                                                      reveal):
+    result = simulate(_config(PrivacyConfig(name="central", noise_multiplier=1.0,
+                                            reveal_sample=reveal),
+                              num_clients=6, fraction_per_round=0.5, num_rounds=4,
+                              output_dir=str(tmp_path)))
+    metrics = result.metrics
+    trained = metrics.query("split == 'train' and metric == 'loss'")
+    per_round = trained.groupby("round")["client"].nunique()
+    counts = metrics.query("metric in ['participants', 'accepted', 'sampled']")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    written = (tmp_path / "metrics.csv").read_text()
+    if reveal:  # positive control: the diagnostics name the sample (a strict subset)
+        assert (per_round < 6).any() and len(counts) > 0
+        assert summary["bytes_uploaded"] > 0 and summary["seconds"]["train"] > 0
+    else:  # every hospital or none, no counts, no bytes, no train seconds
+        assert trained.empty and counts.empty
+        assert "participants" not in written and ",train,loss," not in written
+        assert summary["bytes_uploaded"] is None and summary["seconds"]["train"] is None
+        assert summary["rounds_completed"] == 4  # what is released stays reported
