@@ -49,6 +49,10 @@ def register_schemas() -> None:
             store.store(name=f"schema_{group}", node=hydra_schema(cls))
 
 
+# how the run drew its noise (privacy.secure_rng)
+NOISE_SOURCE = {True: ", noise from ChaCha20 under OS keys", False: ", noise seeded by seed"}
+
+
 def format_result(result: Result) -> str:
     s = result.summary
     lines = [f"{'hospital':<16}{'train':>7}{'test':>7}{'accuracy':>10}{'auc':>8}"]
@@ -84,7 +88,7 @@ def format_result(result: Result) -> str:
             f"privacy={p['mode']} ({p['accountant']}): ε={s['epsilon']:.3f}{budget} at "
             f"δ={s['delta']:g}, σ≤{s['noise_multiplier']:.3f}, protects {p['protects']} "
             f"({p['adjacency'].replace('_', '-')} adjacency"
-            f"{', noise from the OS' if p['secure_rng'] else ', noise seeded by seed'})"
+            f"{NOISE_SOURCE[p['secure_rng']]})"
         )
         for item in p["budget_exhausted"]:
             lines.append(f"  {item['client']} stopped at round {item['round']}: budget spent")

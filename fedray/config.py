@@ -197,7 +197,8 @@ class PrivacyConfig:
     clip: float = 1.0
     noise_multiplier: Optional[float] = None
     accountant: str = "rdp"
-    # True: noise and sampling from the OS, never reproducible (Opacus secure_mode for
+    # True: noise and sampling from ChaCha20 under fresh OS keys, never reproducible
+    # (fedray/privacy/csprng.py; Opacus secure_mode with an OS-seeded torch generator for
     # DP-SGD); False: seeded from ``seed``, so the guarantee assumes the seed is secret.
     secure_rng: bool = False
     colluders: int = 0  # distributed: hospitals that may pool their noise shares
