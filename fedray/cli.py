@@ -94,6 +94,9 @@ def format_result(result: Result) -> str:
             lines.append(f"  {item['client']} stopped at round {item['round']}: budget spent")
         if p["stopped_early"]:
             lines.append(f"  {p['stopped_early']}")
+        if p.get("noise_scale_for_audit_control", 1.0) < 1:
+            lines.append(f"  audit control: only {p['noise_scale_for_audit_control']:g} of the "
+                         "noise was added; the ε above is NOT enforced")
     encryption = s["encryption"]
     if encryption["name"] != "none" and encryption["bytes_per_parameter"] is not None:
         lines.append(f"encryption={encryption['name']} ({encryption['preset']}): "
@@ -136,7 +139,27 @@ def _audit_lines(audit: dict | None) -> list[str]:
                      f"≥ {c['epsilon_lower_bound']:.3f} at {c['confidence']:.0%} ({claimed}); "
                      f"the most these canaries could show: ε {c['epsilon_ceiling']:.2f}, so "
                      f"{c['verdict']}")
+    if "client_canary" in audit:
+        lines.extend(_client_canary_lines(audit["client_canary"]))
     return lines
+
+
+def _client_canary_lines(c: dict) -> list[str]:
+    """audit.client_canary: the deciding view's estimate, its lower bound and verdict,
+    and the one-run bound with its ceiling."""
+    claimed = ("no ε claimed" if c["epsilon_accountant"] is None
+               else f"accountant's ε {c['epsilon_accountant']:.3f}")
+    view = c[c["deciding_view"]]
+    fit, one_run = view["gaussian_fit"], view["one_run"]
+    return [
+        f"  canary clients: {c['canaries']} ({c['included']} in), scored on "
+        f"{c['deciding_view']} over {c['rounds_seen']} rounds: empirical ε "
+        f"{fit['epsilon']:.3f} (≥ {fit['epsilon_lower']:.3f} at {c['confidence']:.0%}, "
+        f"Gaussian fit) against the {claimed}: {fit['verdict']}",
+        f"    one-run bound ε ≥ {one_run['epsilon_lower_bound']:.3f} "
+        f"({one_run['correct']}/{one_run['guesses']} guesses right; the most it could show: "
+        f"{one_run['epsilon_ceiling']:.2f}): {one_run['verdict']}",
+    ]
 
 
 def compose(overrides: list[str]) -> SimulationConfig:

@@ -395,7 +395,7 @@ class RayConfig:
             _positive_int("num_cpus", self.num_cpus)
 
 
-AUDIT_ATTACKS = ("inversion", "membership", "canary")
+AUDIT_ATTACKS = ("inversion", "membership", "canary", "client_canary")
 
 
 @dataclass(frozen=True)
@@ -404,12 +404,19 @@ class AuditConfig:
     composes them: ``audit=[inversion,membership,canary]``. ``target``: the hospital
     whose first update the aggregator inverts and which holds the canaries;
     ``canaries``: how many canary records (each in with probability 1/2);
-    ``dlg_iterations``: optimisation-based inversion beside the analytic one."""
+    ``dlg_iterations``: optimisation-based inversion beside the analytic one.
+    ``client_canary``: canary clients (fedray/audit/client_canary.py), ``client_canaries``
+    of them, join the federation. ``noise_scale`` < 1 scales the mechanism's noise down
+    while the accountant still prices the full noise (0: none): a broken mechanism,
+    the audit's positive control, never a private run."""
 
     inversion: bool = False
     membership: bool = False
     canary: bool = False
+    client_canary: bool = False
     canaries: int = 200
+    client_canaries: int = 1000
+    noise_scale: float = 1.0
     target: int = 0
     confidence: float = 0.95
     dlg_iterations: int = 300  # optimisation-based inversion's steps per restart (0: off)
@@ -422,6 +429,15 @@ class AuditConfig:
                  and self.canaries >= 8 and self.canaries % 4 == 0, "canaries", self.canaries,
                  "must be a multiple of 4, at least 8 (a quarter of them are guessed in, a "
                  "quarter out)")
+        _require(isinstance(self.client_canaries, int)
+                 and not isinstance(self.client_canaries, bool)
+                 and self.client_canaries >= 8 and self.client_canaries % 4 == 0,
+                 "client_canaries", self.client_canaries,
+                 "must be a multiple of 4, at least 8")
+        _require(isinstance(self.noise_scale, (int, float))
+                 and not isinstance(self.noise_scale, bool) and 0 <= self.noise_scale <= 1,
+                 "noise_scale", self.noise_scale,
+                 "must be in [0, 1] (below 1: the audit's positive control)")
         _require(isinstance(self.target, int) and not isinstance(self.target, bool)
                  and self.target >= 0, "target", self.target, "must be a hospital index >= 0")
         _require(isinstance(self.dlg_iterations, int) and not isinstance(self.dlg_iterations, bool)
@@ -432,7 +448,7 @@ class AuditConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.inversion or self.membership or self.canary
+        return any(getattr(self, key) for key in AUDIT_ATTACKS)
 
 
 @dataclass(frozen=True)

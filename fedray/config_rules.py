@@ -178,6 +178,37 @@ def natural_partition_needs_real_hospitals(config: SimulationConfig) -> None:
         )
 
 
+def client_canaries_need_a_client_level_update(config: SimulationConfig) -> None:
+    """Canary clients send a model change alone, audited against a client-level ε."""
+    audit, traits = config.audit, _traits(config)
+    if not audit.client_canary:
+        return
+    if config.privacy.name not in ("none", *CLIENT_LEVEL_MODES):
+        raise ConfigError("privacy.name", config.privacy.name,
+                          "protects records, not hospitals: audit it with audit.canary; "
+                          "audit.client_canary needs privacy none, local, central or "
+                          "distributed")
+    if traits.control_variates or traits.keeps_batchnorm_local:
+        raise ConfigError("strategy.name", config.strategy.name,
+                          "uploads more than the model change (control variates or local "
+                          "layers); audit.client_canary needs fedavg, fedprox, fedadam, "
+                          "fedyogi or fedadagrad")
+
+
+def noise_control_needs_noise(config: SimulationConfig) -> None:
+    """The positive control scales a client-level mechanism's noise down in an audited run."""
+    audit = config.audit
+    if audit.noise_scale == 1:
+        return
+    if not _client_level(config):
+        raise ConfigError("audit.noise_scale", audit.noise_scale,
+                          "needs privacy local, central or distributed: the noise it scales")
+    if not (audit.canary or audit.client_canary):
+        raise ConfigError("audit.noise_scale", audit.noise_scale,
+                          "is a positive control of a canary audit: add audit.client_canary "
+                          "or audit.canary")
+
+
 Rule = Callable[["SimulationConfig"], None]
 
 CROSS_RULES: tuple[Rule, ...] = (
@@ -196,6 +227,8 @@ CROSS_RULES: tuple[Rule, ...] = (
     local_batchnorm_needs_batchnorm,
     shared_batchnorm_refuses_client_level_dp,
     natural_partition_needs_real_hospitals,
+    client_canaries_need_a_client_level_update,
+    noise_control_needs_noise,
 )
 
 

@@ -96,13 +96,13 @@ class Hospital:
         coin = self.privacy.participation.draw(self.randomness)
         loss: float | None = None
         if coin is not False:
-            loss, uploads = self._train_round(setup, broadcast)
+            loss, uploads = self._train_round(setup, broadcast, round_)
         else:
             # The same work, thrown away: when the update is ready must not tell the
             # aggregator (or a timeout) whether the coin put the data in.
             kept = ({k: np.array(v) for k, v in self.strategy_state.items()},
                     copy.deepcopy(self.optimizer_state))
-            self._train_round(setup, broadcast)
+            self._train_round(setup, broadcast, round_)
             self.strategy_state, self.optimizer_state = kept
             uploads = {u.name: np.zeros(n) for u, n in  # a zero contribution + the share
                        zip(setup.strategy.uploads, setup.layout.sizes)}
@@ -116,13 +116,14 @@ class Hospital:
         )
         return Update(hospital=self.index, payload=payload, round_=round_), report
 
-    def _train_round(self, setup: RoundSetup, broadcast: RoundBroadcast
+    def _train_round(self, setup: RoundSetup, broadcast: RoundBroadcast, number: int
                      ) -> tuple[float, State]:
         model, strategy = setup.model, setup.strategy
         self._load(model, broadcast.global_vector, setup.local_positions)
         start_vector = flatten(model)
         round_ = ClientRound(global_params=[p.detach().clone() for p in model.parameters()],
-                             broadcast=broadcast.extras, state=self.strategy_state)
+                             broadcast=broadcast.extras, state=self.strategy_state,
+                             number=number)
         loss, steps = setup.trainer.train(self, setup, round_)
         trained = flatten(model)
         delta = (trained - start_vector).astype(np.float64)

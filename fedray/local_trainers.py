@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from fedray.audit.client_canary import CanaryClients
+from fedray.models import flatten, load_flat
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.privacy.randomness import Randomness
 from fedray.privacy.steps import HospitalLedger
@@ -72,6 +75,23 @@ class DPSGDTraining:
         return loss, ledger.steps_per_round
 
 
+class CanaryTraining:
+    """audit.client_canary: a canary client trains nothing; its model moves by its
+    update for the round (fedray/audit/client_canary.py), and the hospital's pipeline
+    clips, noises, weighs and encrypts it like any update."""
+
+    def __init__(self, canaries: CanaryClients, included: np.ndarray) -> None:
+        self.canaries, self.included = canaries, included
+
+    def train(self, hospital: Hospital, setup: RoundSetup, round_: ClientRound
+              ) -> tuple[float, int]:
+        k = hospital.index - self.canaries.first
+        change = self.canaries.update(k, round_.number, included=bool(self.included[k]))
+        load_flat(setup.model, flatten(setup.model).astype(np.float64) + change)
+        hospital.privacy.ledger.charge_round()
+        return 0.0, 1
+
+
 def _os_seed(randomness: Randomness) -> int:
     seed = randomness.torch_seed()
     if seed is None:
@@ -79,4 +99,4 @@ def _os_seed(randomness: Randomness) -> int:
     return seed
 
 
-LocalTrainer = PlainTraining | DPSGDTraining
+LocalTrainer = PlainTraining | DPSGDTraining | CanaryTraining

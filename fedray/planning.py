@@ -40,24 +40,34 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
         key = err.key or "num_clients"
         value = err.value if err.key else config.num_clients
         raise ConfigError(key, value, str(err)) from None
-    if config.min_clients > len(federation.hospitals):
+    sizes = client_sizes(config, federation)
+    if config.min_clients > len(sizes):
         raise ConfigError("min_clients", config.min_clients,
-                          f"must be <= the number of hospitals ({len(federation.hospitals)})")
+                          f"must be <= the number of hospitals ({len(sizes)})")
     if config.audit.enabled and config.audit.target >= len(federation.hospitals):
         raise ConfigError("audit.target", config.audit.target,
                           f"must be a hospital index < {len(federation.hospitals)}")
     model = build_model(config.model, num_features=federation.num_features,
                         num_classes=federation.num_classes)
-    privacy = make_privacy_plan(config, train_sizes=federation.train_sizes, model=model)
+    privacy = make_privacy_plan(config, train_sizes=sizes, model=model)
     if config.encryption.enabled and config.encryption.packing == "quantized":
-        upload_size = upload_layout(build_strategy(config.strategy), model,
-                                    len(federation.hospitals)).size
+        upload_size = upload_layout(build_strategy(config.strategy), model, len(sizes)).size
         config = _with_packing_range(config, federation, privacy, upload_size)
-        problem = packing_layout(config.encryption, len(federation.hospitals)).check()
+        problem = packing_layout(config.encryption, len(sizes)).check()
         if problem is not None:
             raise ConfigError("encryption.quantization_bits",
                               config.encryption.quantization_bits, problem)
     return config, federation, privacy
+
+
+def client_sizes(config: SimulationConfig, federation: FederationPlan) -> list[int]:
+    """Every client the mechanism runs over, by training records: the hospitals, then
+    audit.client_canary's canary clients (fedray/audit/client_canary.py), each counted
+    as a hospital of the mean size so that FedAvg's weights give it a hospital's say."""
+    sizes = list(federation.train_sizes)
+    if not config.audit.client_canary:
+        return sizes
+    return sizes + [max(1, round(float(np.mean(sizes))))] * config.audit.client_canaries
 
 
 def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
@@ -68,14 +78,14 @@ def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
     δ/100 over the whole run, changes the mechanism; a range given by hand that would
     allow more is refused."""
     encryption = config.encryption
-    count = len(federation.hospitals)
+    sizes = client_sizes(config, federation)
+    count = len(sizes)
     stds = [privacy.client_noise_std(i) for i in range(count)]
     if max(stds) == 0:  # no noise on the updates to derive a range from
         value_range = encryption.packing_range or DEFAULT_PACKING_RANGE
         return dataclasses.replace(
             config, encryption=dataclasses.replace(encryption, packing_range=value_range))
-    weights = privacy.weighting.largest(federation.train_sizes,
-                                        sample_size(count, config.fraction_per_round))
+    weights = privacy.weighting.largest(sizes, sample_size(count, config.fraction_per_round))
     if any(u.average == "over_all" for u in build_strategy(config.strategy).uploads):
         weights = [max(w, 1.0 / count) for w in weights]  # parts pre-scaled by 1/N
     values_per_run = upload_size * config.num_rounds * count
@@ -87,10 +97,12 @@ def _with_packing_range(config: SimulationConfig, federation: FederationPlan,
     shares = [clipped_share_bound(encryption.packing_range, clip=privacy.clip, noise_std=s,
                                   weight=w) for s, w in zip(stds, weights)]
     worst = int(np.argmax(shares))
+    who = (federation.hospitals[worst].name if worst < len(federation.hospitals)
+           else "an audit canary client")
     if shares[worst] * values_per_run > privacy.delta * CLIP_SHARE_OF_DELTA:
         raise ConfigError(
             "encryption.packing_range", encryption.packing_range,
-            f"could clip up to {shares[worst]:.2g} of {federation.hospitals[worst].name}'s "
+            f"could clip up to {shares[worst]:.2g} of {who}'s "
             f"values under this noise, more than δ/100 over the run; use >= {needed:.3g} "
             "or null (derived from the noise)",
         )

@@ -65,6 +65,19 @@ ROWS = [
      "model.batchnorm", "running variances would be averaged with DP noise"),
     (config_rules.natural_partition_needs_real_hospitals, {"dataset": {"name": "synthetic"}},
      "partition.name", "dataset synthetic has no natural hospitals"),
+    (config_rules.client_canaries_need_a_client_level_update,
+     {"audit": {"client_canary": True}, "privacy": {"name": "dpsgd", **DP}},
+     "privacy.name", "protects records, not hospitals"),
+    (config_rules.client_canaries_need_a_client_level_update,
+     {"audit": {"client_canary": True}, "strategy": {"name": "scaffold"}},
+     "strategy.name", "uploads more than the model change"),
+    (config_rules.noise_control_needs_noise,
+     {"audit": {"client_canary": True, "noise_scale": 0.0}},
+     "audit.noise_scale", "needs privacy local, central or distributed"),
+    (config_rules.noise_control_needs_noise,
+     {"audit": {"membership": True, "noise_scale": 0.01},
+      "privacy": {"name": "central", **DP}},
+     "audit.noise_scale", "is a positive control of a canary audit"),
 ]
 
 

@@ -21,6 +21,7 @@ from fedray.audit.canary import (
     make_canaries,
     verdict,
 )
+from fedray.audit.client_canary import CanaryClients, client_canary_audit
 from fedray.audit.inversion import score_reconstruction
 from fedray.audit.membership import membership_attacks
 from fedray.data import HospitalData, build_hospitals
@@ -48,6 +49,18 @@ def with_canaries(config: Any, index: int, data: HospitalData, num_classes: int
 
 
 @dataclasses.dataclass(frozen=True)
+class ClientCanaryView:
+    """audit.client_canary: the canary clients, the aggregator's scores of them,
+    whether the mechanism's ε is about each upload (local DP), and the ε of a client
+    (the run's, or the largest hospital's)."""
+
+    canaries: CanaryClients | None = None
+    scores: dict[str, Any] | None = None
+    per_upload: bool = False
+    epsilon: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class AuditScene:
     """What the attacks read once the run is over: the run, the rebuilt hospitals, the
     initial and final global models, and each attacker's own inputs."""
@@ -62,6 +75,7 @@ class AuditScene:
     epsilon: float | None
     delta: float | None
     epsilon_covering: float | None
+    client_canaries: ClientCanaryView = ClientCanaryView()
 
 
 def _membership(scene: AuditScene) -> dict[str, Any]:
@@ -123,18 +137,28 @@ def _inversion(scene: AuditScene) -> dict[str, Any]:
     return scored
 
 
+def _client_canary(scene: AuditScene) -> dict[str, Any]:
+    view = scene.client_canaries
+    if view.canaries is None or view.scores is None:
+        raise RuntimeError("audit.client_canary ran without canary clients")
+    return client_canary_audit(view.canaries, view.scores, claimed=view.epsilon,
+                               delta=scene.delta, confidence=scene.config.audit.confidence,
+                               per_upload=view.per_upload)
+
+
 # audit.<name>: true runs ATTACKS[name]; the names are fedray.config.AUDIT_ATTACKS
 ATTACKS: dict[str, Callable[[AuditScene], dict[str, Any]]] = {
     "membership": _membership,
     "canary": _canary,
     "inversion": _inversion,
+    "client_canary": _client_canary,
 }
 
 
 def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarray, *,
               inversion_view: dict[str, Any] | None, epsilon: float | None,
-              delta: float | None, epsilon_covering: float | None = None
-              ) -> dict[str, Any]:
+              delta: float | None, epsilon_covering: float | None = None,
+              client_canaries: ClientCanaryView | None = None) -> dict[str, Any]:
     """``epsilon``: the accountant's ε of the party the canaries sit in;
     ``epsilon_covering``: the ε that covers one canary record under the mode's relation
     (docs/privacy.md, "Auditing"; ``epsilon`` when None)."""
@@ -151,7 +175,8 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
                            reduction="none").numpy().astype(np.float64)
 
     scene = AuditScene(config, federation, hospitals, initial, final, losses, inversion_view,
-                       epsilon, delta, epsilon_covering)
+                       epsilon, delta, epsilon_covering,
+                       client_canaries or ClientCanaryView())
     result: dict[str, Any] = {"target_hospital": hospitals[audit.target].name}
     for name, attack in ATTACKS.items():
         if getattr(audit, name):

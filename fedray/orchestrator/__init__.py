@@ -18,6 +18,7 @@ import pandas as pd
 import ray
 from tqdm.auto import tqdm
 
+from fedray.audit.client_canary import CanaryClients
 from fedray.availability import draw_profile, local_steps
 from fedray.checkpoint import write_checkpoint
 from fedray.config import ConfigError, SimulationConfig
@@ -29,10 +30,10 @@ from fedray.orchestrator.rounds import Availability, Run, Workers
 from fedray.orchestrator.snapshot import recorded, restore, snapshot
 from fedray.outputs.record import RunRecord, build_summary
 from fedray.pipeline import RoundBroadcast
-from fedray.planning import plan
+from fedray.planning import client_sizes, plan
 from fedray.privacy import PrivacyPlan, make_randomness
 from fedray.runtime.pool import POOL, actor_count
-from fedray.runtime.workers import assign_hospitals, make_actors
+from fedray.runtime.workers import Hosting, assign_hospitals, make_actors, spread_canaries
 from fedray.strategies import build_strategy
 
 __all__ = ["Finished", "Prepared", "own_newest_states", "prepare", "run_rounds"]
@@ -50,6 +51,12 @@ class Prepared:
     initial: np.ndarray
     num_trainable: int
     requested: SimulationConfig  # as given: what a checkpoint keeps, to plan again
+    canaries: CanaryClients | None = None  # audit.client_canary's canary clients
+
+    @property
+    def client_sizes(self) -> list[int]:
+        """Training records per client: the hospitals', then the canary clients'."""
+        return client_sizes(self.config, self.federation)
 
 
 def prepare(config: SimulationConfig) -> Prepared:
@@ -58,8 +65,16 @@ def prepare(config: SimulationConfig) -> Prepared:
     planned, federation, privacy = plan(config)
     initial = initial_parameters(planned.model, num_features=federation.num_features,
                                  num_classes=federation.num_classes, seed=planned.seed)
+    canaries = (CanaryClients(
+        count=planned.audit.client_canaries, first=len(federation.hospitals),
+        dimension=len(initial), norm=privacy.clip, seed=planned.seed,
+        # replace-one's neighbour sends another update (the opposite one is farthest);
+        # add/remove's and zero-out's sends nothing
+        out_sign=-1.0 if privacy.neighbour_replaces else 0.0)
+        if planned.audit.client_canary else None)
     return Prepared(planned, federation, privacy, initial,
-                    federation_trainable(planned, federation), requested=config)
+                    federation_trainable(planned, federation), requested=config,
+                    canaries=canaries)
 
 
 @dataclass(frozen=True)
@@ -107,7 +122,8 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
         summary["audit"] = audit_run(
             config, federation=prepared.federation, initial=prepared.initial,
             record=run.record, summary=summary, final_vector=final_vector,
-            aggregator=run.workers.aggregator, run_ledger=run.run_ledger)
+            aggregator=run.workers.aggregator, run_ledger=run.run_ledger,
+            canaries=prepared.canaries, per_upload=prepared.privacy.epsilon_is_per_upload)
     return Finished(summary, run.record.log.frame(), final_vector)
 
 
@@ -116,7 +132,7 @@ def _start(prepared: Prepared, cluster: dict[str, float], resume: dict[str, Any]
     """Configures the workers and builds the run's driver state; returns it with the
     number of hospital workers and their devices."""
     config, federation, privacy = prepared.config, prepared.federation, prepared.privacy
-    sizes = federation.train_sizes
+    sizes = prepared.client_sizes  # hospitals, then any audit canary clients
     strategy = build_strategy(config.strategy)
     traits = strategy.traits
     trainer_names = [strategy.name] if traits.trains_on_union else []  # the union's trainer
@@ -126,10 +142,16 @@ def _start(prepared: Prepared, cluster: dict[str, float], resume: dict[str, Any]
     if config.ray.num_gpus_per_actor > 0 and cluster.get("GPU", 0) == 0:
         raise ConfigError("ray.num_gpus_per_actor", config.ray.num_gpus_per_actor,
                           "the Ray cluster has no GPU; use 0")
-    assignment = assign_hospitals(sizes, actor_count(config, cluster, len(sizes)))
-    configured = make_actors(config, federation, assignment, privacy)
+    hospital_sizes = federation.train_sizes
+    assignment = assign_hospitals(hospital_sizes,
+                                  actor_count(config, cluster, len(hospital_sizes)))
+    hosting = Hosting(assignment, prepared.canaries,
+                      spread_canaries(prepared.canaries, len(assignment)))
+    configured = make_actors(config, federation, hosting, privacy)
     actors, placed = configured.workers, configured.placed
     owner = {i: a for a, indices in zip(actors, assignment) for i in indices}
+    for a, actor in enumerate(actors):
+        owner.update(dict.fromkeys(hosting.canaries_of(a), actor))
     if traits.trains_on_union:  # one trainer on the union, on actor 0
         owner[len(sizes)] = actors[0]
     record.set_placement(num_parameters=int(prepared.initial.shape[0]),

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from fedray.audit.client_canary import CanaryClients
 from fedray.config import SimulationConfig
 from fedray.data import FederationPlan
 from fedray.outputs.record import RunRecord
@@ -18,11 +19,13 @@ from fedray.privacy.steps import NoRunLedger, RunLedger
 
 def audit_run(config: SimulationConfig, *, federation: FederationPlan, initial: np.ndarray,
               record: RunRecord, summary: dict[str, Any], final_vector: np.ndarray,
-              aggregator: Any, run_ledger: RunLedger | NoRunLedger) -> dict[str, Any]:
+              aggregator: Any, run_ledger: RunLedger | NoRunLedger,
+              canaries: CanaryClients | None = None, per_upload: bool = False
+              ) -> dict[str, Any]:
     """Under central and distributed DP a canary changes one hospital's data, a
     replacement: the ε that covers it is the run's at σ/2 (twice the sensitivity),
     reported beside the add/remove one."""
-    from fedray.audit.run import run_audit
+    from fedray.audit.run import ClientCanaryView, run_audit
 
     start = time.perf_counter()
     # a hospital's own ledger when it has one (local, DP-SGD), else the run's
@@ -33,8 +36,13 @@ def audit_run(config: SimulationConfig, *, federation: FederationPlan, initial: 
         ledger = run_ledger.ledger
         covering = dataclasses.replace(ledger, noise_multiplier=ledger.noise_multiplier / 2,
                                        budget=None).epsilon
+    # audit.client_canary: scored by the aggregator, where the adversary sits
+    scores = (ray.get(aggregator.client_canary_scores.remote()) if canaries is not None
+              else None)
     audit = run_audit(config, federation, initial, final_vector,
                       inversion_view=view, epsilon=epsilon, delta=summary.get("delta"),
-                      epsilon_covering=covering)
+                      epsilon_covering=covering,
+                      client_canaries=ClientCanaryView(canaries, scores, per_upload,
+                                                       summary.get("epsilon")))
     audit["seconds"] = time.perf_counter() - start
     return audit

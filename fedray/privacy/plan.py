@@ -60,6 +60,9 @@ class PrivacyPlan:
     colluders: int = 0  # distributed: shares that colluding hospitals could subtract
     secure_rng: bool = False
     reveal_sample: bool = False  # privacy.reveal_sample: the diagnostic switch
+    # audit.noise_scale < 1: the noise added is this share of the planned noise while
+    # the ledgers price all of it (the audit's positive control; never a private run)
+    noise_scale: float = 1.0
 
     @property
     def mechanism(self) -> PrivacyMode:
@@ -105,6 +108,19 @@ class PrivacyPlan:
         return self.parties[index]
 
     @property
+    def neighbour_replaces(self) -> bool:
+        """Whether the neighbouring world replaces a unit's update (replace-one: local)
+        rather than removing or zeroing it."""
+        return self.adjacency is Adjacency.REPLACE_ONE
+
+    @property
+    def epsilon_is_per_upload(self) -> bool:
+        """Whether each hospital's ε is about its own upload, which the aggregator sees
+        (local DP), rather than about the released sums."""
+        return self.enabled and self.mechanism.per_hospital \
+            and not self.mechanism.trains_records_privately
+
+    @property
     def hides_sample(self) -> bool:
         """Whether outputs must not say who (or how many) took part in a round: central's
         hidden Poisson sample, distributed's own coins; unless ``reveal_sample``."""
@@ -117,7 +133,7 @@ class PrivacyPlan:
         (local, DP-SGD) and its participation (distributed: its own coin)."""
         mode = self.mechanism
         steps: list[UpdateStep] = [ClipToNorm(self.clip)] if mode.clips_updates else []
-        std = self.client_noise_std(index)
+        std = self.noise_scale * self.client_noise_std(index)
         if steps and std > 0:
             steps.append(GaussianNoise(std))
         per_hospital = self.enabled and mode.per_hospital
@@ -137,7 +153,7 @@ class PrivacyPlan:
         A plaintext update clipped to C with no noise of its own (central) can be
         checked against C."""
         mode = self.mechanism
-        std = self.server_noise_std()
+        std = self.noise_scale * self.server_noise_std()
         noise = (SumNoise(std, make_randomness(
                      secure=self.secure_rng,
                      seed=np.random.SeedSequence([seed, SERVER_NOISE_STREAM])))
@@ -258,7 +274,7 @@ def make_privacy_plan(
         uniform_weight=uniform_weight,
         min_shares=config.min_clients if mechanism.self_sampling else 1,
         colluders=privacy.colluders, secure_rng=privacy.secure_rng,
-        reveal_sample=privacy.reveal_sample,
+        reveal_sample=privacy.reveal_sample, noise_scale=config.audit.noise_scale,
     )
 
 

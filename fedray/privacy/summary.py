@@ -45,10 +45,13 @@ def privacy_summary(privacy: PrivacyPlan, *, names: list[str], epsilon: dict[int
             "per_client_noise_multiplier": (
                 {names[i]: sigmas[i] for i in range(len(names))} if per_hospital else None
             ),
-            "sample_rate": {
+            "sample_rate": {  # the hospitals' and the run's (not audit canary clients')
                 (names[p] if p != RUN else "run"): plan.sample_rate
-                for p, plan in privacy.parties.items()
+                for p, plan in privacy.parties.items() if p < len(names)
             },
+            # audit.noise_scale < 1: only this share of the noise was added, so the ε
+            # above was not enforced (the audit's positive control)
+            "noise_scale_for_audit_control": privacy.noise_scale,
             "budget_exhausted": [
                 {"client": names[i], "round": r} for i, r in sorted(exhausted.items())
             ],

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from fedray.audit.client_canary import CanaryClients, CanaryScores, NoCanaryScores
 from fedray.audit.tap import make_tap
 from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
@@ -37,7 +38,7 @@ class AggregatorWorker:
     def configure(
         self, config: SimulationConfig, privacy: PrivacyPlan, num_hospitals: int,
         public_context: tuple[bytes, str] | None = None, decryptors: Any = None, *,
-        num_features: int = 13, num_classes: int = 2,
+        num_features: int = 13, num_classes: int = 2, canaries: CanaryClients | None = None,
     ) -> None:
         """With encryption the aggregator gets the public context only: it can check and
         add ciphertexts, and asks the decryptor (a hospital's role) for the sum; under
@@ -55,6 +56,9 @@ class AggregatorWorker:
         self.tap = make_tap(inversion=config.audit.inversion, target=config.audit.target,
                             model=model, batch_size=config.batch_size,
                             dlg_iterations=config.audit.dlg_iterations, seed=config.seed)
+        # audit.client_canary's adversary: scores the canaries on what it sees each round
+        self.canary_scores: CanaryScores | NoCanaryScores = (
+            CanaryScores(canaries) if canaries is not None else NoCanaryScores())
         self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
         # under encryption the decryptor's floor (never one hospital), else min_clients
         self.privacy = privacy.server_privacy(
@@ -86,6 +90,9 @@ class AggregatorWorker:
                 failed.append(Rejection(-1, f"update batch failed: {type(err).__name__}: {err}"))
         received = time.perf_counter() - start
         self.tap.observe(updates, broadcast.global_vector)
+        number = 0 if round_ is None else round_
+        self.canary_scores.observe_uploads(number, {  # each upload it can read
+            u.hospital: u.payload for u in updates if isinstance(u.payload, np.ndarray)})
         decode = functools.partial(self._decrypt, round_) if self.decryptors else None
         result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
                            weights=weights, layout=self.layout, codec=self.codec,
@@ -93,6 +100,9 @@ class AggregatorWorker:
         assert result.server_state is not None and result.broadcast is not None
         if result.released:
             self.tap.observe_release(broadcast.global_vector, result.broadcast.global_vector)
+            self.canary_scores.observe_release(
+                number, np.asarray(result.broadcast.global_vector, dtype=np.float64)
+                - broadcast.global_vector)
         self.server_state = result.server_state
         report = dataclasses.replace(
             result, broadcast=None, server_state=None,
@@ -116,10 +126,16 @@ class AggregatorWorker:
         """audit.inversion, run where the attacker sits (fedray/audit/tap.py)."""
         return self.tap.view()
 
+    def client_canary_scores(self) -> dict[str, Any] | None:
+        """audit.client_canary: the adversary's scores of every canary client."""
+        return self.canary_scores.scores()
+
     def state_dict(self) -> dict[str, Any]:
         return {"strategy": {k: np.array(v) for k, v in self.server_state.items()},
-                "noise": self.privacy.noise.state_dict()}
+                "noise": self.privacy.noise.state_dict(),
+                "canary_scores": self.canary_scores.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.server_state = {k: np.array(v) for k, v in state["strategy"].items()}
         self.privacy.noise.load_state_dict(state["noise"])
+        self.canary_scores.load_state_dict(state.get("canary_scores"))

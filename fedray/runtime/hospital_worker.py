@@ -9,6 +9,7 @@ import numpy as np
 import ray
 import torch
 
+from fedray.audit.client_canary import CanaryClients
 from fedray.audit.run import with_canaries
 from fedray.config import SimulationConfig
 from fedray.crypto import AwaitingKeys, make_codec
@@ -16,6 +17,7 @@ from fedray.crypto.release import model_digest, register_update
 from fedray.crypto.sealing import SealingKey
 from fedray.data import HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
+from fedray.local_trainers import CanaryTraining
 from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, upload_layout
 from fedray.privacy import PrivacyPlan
@@ -34,11 +36,13 @@ class HospitalWorker:
     def __init__(self) -> None:
         self.hospitals: dict[int, Hospital] = {}
         self.trainers: dict[int, Hospital] = {}
+        self.canaries: dict[int, Hospital] = {}
 
     def configure(
         self, config: SimulationConfig, plans: list[HospitalPlan], *, num_features: int,
         num_classes: int, privacy: PrivacyPlan, num_hospitals: int,
         pooled_plans: list[HospitalPlan] | None = None, keys_from: tuple[int, bytes] | None = None,
+        canaries: CanaryClients | None = None, canary_indices: tuple[int, ...] = (),
     ) -> tuple[str, str]:
         """Returns :meth:`ready`. With encryption on, the hospitals refuse to send
         anything until the key authority installs their keys (:meth:`install_keys`):
@@ -47,7 +51,9 @@ class HospitalWorker:
         ``pooled_plans`` (a strategy that trains on the union, ``pooled``): this worker
         also hosts that trainer,
         hospital number ``num_hospitals``, whose data is the union of these hospitals'
-        data (the reference run; the records are built here, never moved)."""
+        data (the reference run; the records are built here, never moved).
+        ``canary_indices``: the audit's canary clients this worker hosts (``canaries``);
+        they hold no records, train nothing and are neither evaluated nor reported."""
         # Nothing below reads torch's global generator, but a reused process starts every
         # run from the same one, so a hidden use could not make runs depend on each other.
         torch.manual_seed(config.seed)
@@ -89,6 +95,20 @@ class HospitalWorker:
                 planned_train=len(plan.train_rows),
             )
         self.personalize_steps = config.personalize_steps
+        self.canaries = {}
+        if canaries is not None:
+            self.canary_setup = dataclasses.replace(
+                self.setup, trainer=CanaryTraining(canaries, canaries.included()))
+            nothing = np.zeros((0, num_features), dtype=np.float32)
+            for i in canary_indices:
+                own = privacy.client_privacy(i)
+                self.canaries[i] = Hospital(
+                    index=i, data=HospitalData(f"canary {i}", nothing, np.zeros(0, np.int64),
+                                               nothing, np.zeros(0, np.int64)),
+                    seed=config.seed, device=self.device,
+                    pipeline=ClientPipeline(steps=own.steps, codec=codec), privacy=own,
+                    secure_rng=privacy.secure_rng,
+                    strategy_state=strategy.init_client_state(initial, num_trainable(model)))
         self.trainers = {}  # train only: not evaluated as a hospital
         if pooled_plans:
             self.trainers[num_hospitals] = Hospital(
@@ -112,10 +132,12 @@ class HospitalWorker:
             raise PermissionError("this run is not encrypted: no keys to install")
         run, authority = self._keys_from
         keys = open_hospital_keys(self._sealing, authority, box, run=run,
-                                  hospitals={*self.hospitals, *self.trainers},
+                                  hospitals={*self.hospitals, *self.trainers,
+                                             *self.canaries},
                                   decryptors=decryptors)
         codec = make_codec((keys.secret_context, keys.fingerprint), *self._codec_settings)
-        for hospital in [*self.hospitals.values(), *self.trainers.values()]:
+        for hospital in [*self.hospitals.values(), *self.trainers.values(),
+                         *self.canaries.values()]:
             hospital.pipeline = dataclasses.replace(hospital.pipeline, codec=codec)
         self.keys = keys
 
@@ -134,6 +156,11 @@ class HospitalWorker:
         hospital trains (and spends its budget) but its update misses the round."""
         updates, reports = [], []
         for i, w in weights.items():
+            if i in self.canaries:  # the auditor's instrument: its report is nobody's
+                update, _ = self.canaries[i].train(self.canary_setup, broadcast, weight=w,
+                                                   round_=round_)
+                updates.extend([update] if update is not None and i not in late else [])
+                continue
             hospital = self.hospitals[i] if i in self.hospitals else self.trainers[i]
             update, report = hospital.train(self.setup, broadcast, weight=w, round_=round_)
             if i in late:
@@ -180,14 +207,14 @@ class HospitalWorker:
 
     def state_dict(self, indices: list[int] | None = None) -> dict[int, dict[str, Any]]:
         """The hosted hospitals' states (only ``indices``, when given)."""
-        hosted = {**self.hospitals, **self.trainers}
+        hosted = {**self.hospitals, **self.trainers, **self.canaries}
         wanted = None if indices is None else set(indices)
         return {i: h.state_dict() for i, h in hosted.items() if wanted is None or i in wanted}
 
     def load_state_dict(self, states: dict[int, dict[str, Any]]) -> None:
         """Loads the states of the hospitals this worker hosts; ``states`` may hold every
         hospital's (one object in the store, read by every worker)."""
-        for i, hospital in {**self.hospitals, **self.trainers}.items():
+        for i, hospital in {**self.hospitals, **self.trainers, **self.canaries}.items():
             if i in states:
                 hospital.load_state_dict(states[i])
 

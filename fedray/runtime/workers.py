@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from fedray.audit.client_canary import CanaryClients
 from fedray.config import SimulationConfig
 from fedray.crypto.release import decryption_floor
 from fedray.data import FederationPlan
@@ -52,19 +53,37 @@ class RunActors:
     key_side: KeySide | NoKeySide
 
 
-def make_actors(config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
+@dataclass(frozen=True)
+class Hosting:
+    """Which hospitals each worker hosts, and which audit canary clients (``canaries``,
+    ``canary_assignment[w]`` on worker w)."""
+
+    assignment: list[list[int]]
+    canaries: CanaryClients | None = None
+    canary_assignment: list[list[int]] | None = None
+
+    @property
+    def num_clients(self) -> int:
+        return sum(map(len, self.assignment)) + (self.canaries.count if self.canaries else 0)
+
+    def canaries_of(self, worker: int) -> tuple[int, ...]:
+        return tuple(self.canary_assignment[worker]) if self.canary_assignment else ()
+
+
+def make_actors(config: SimulationConfig, plan: FederationPlan, hosting: Hosting,
                 privacy: PrivacyPlan, pool: WarmPool = POOL) -> RunActors:
     """Configures warm workers (or new ones) for this run. A worker that died since the
     last run is replaced once, with the rest of the pool."""
     try:
-        return _configure(config, plan, assignment, privacy, pool)
+        return _configure(config, plan, hosting, privacy, pool)
     except ray.exceptions.RayActorError:
         pool.discard()
-        return _configure(config, plan, assignment, privacy, pool)
+        return _configure(config, plan, hosting, privacy, pool)
 
 
-def _configure(config: SimulationConfig, plan: FederationPlan, assignment: list[list[int]],
+def _configure(config: SimulationConfig, plan: FederationPlan, hosting: Hosting,
                privacy: PrivacyPlan, pool: WarmPool) -> RunActors:
+    assignment, clients = hosting.assignment, hosting.num_clients
     workers = pool.hospital_workers(
         WorkerShape(config.ray.num_cpus_per_actor, config.ray.num_gpus_per_actor),
         len(assignment))
@@ -82,27 +101,29 @@ def _configure(config: SimulationConfig, plan: FederationPlan, assignment: list[
         run = ray.get(authority.start_run.remote(
             token, encryption.threshold_parameters if encryption.threshold
             else encryption.parameters,
-            encryption=encryption_settings(encryption), num_hospitals=len(plan.hospitals),
+            encryption=encryption_settings(encryption), num_hospitals=clients,
             min_shares=decryption_floor(config.min_clients), decryptors=decryptors))
         public, keys_from = (run.public_context, run.fingerprint), (run.run, run.authority)
         key_side = KeySide(decryptors, token)
     pooled = traits_of(config.strategy.name).trains_on_union
     hosted = [indices + ([len(plan.hospitals)] if pooled and a == 0 else [])
-              for a, indices in enumerate(assignment)]
+              + list(hosting.canaries_of(a)) for a, indices in enumerate(assignment)]
     configure = [
         functools.partial(
             worker.configure.remote, config, [plan.hospitals[i] for i in indices],
             num_features=plan.num_features, num_classes=plan.num_classes, privacy=privacy,
-            num_hospitals=len(plan.hospitals),
+            num_hospitals=clients,
             pooled_plans=list(plan.hospitals) if pooled and a == 0 else None,
-            keys_from=keys_from,
+            keys_from=keys_from, canaries=hosting.canaries,
+            canary_indices=hosting.canaries_of(a),
         )
         for a, (worker, indices) in enumerate(zip(workers, assignment))
     ]
     configured = [call() for call in configure]
     configured.append(aggregator.configure.remote(
-        config, privacy, len(plan.hospitals), public, decryptors,
-        num_features=plan.num_features, num_classes=plan.num_classes))
+        config, privacy, clients, public, decryptors,
+        num_features=plan.num_features, num_classes=plan.num_classes,
+        canaries=hosting.canaries))
     placed = ray.get(configured)[:len(workers)]
     if authority is not None:
         ray.get(authority.provision.remote(token, list(zip(workers, hosted))))
@@ -121,6 +142,13 @@ def _configure_and_provision(configure: Callable[[], ray.ObjectRef], authority: 
         return configure()
     ray.get(configure())
     return authority.provision.remote(token, [(worker, hospitals)])
+
+
+def spread_canaries(canaries: CanaryClients | None, num_workers: int) -> list[list[int]] | None:
+    """The audit's canary clients dealt over the workers in turn."""
+    if canaries is None:
+        return None
+    return [list(canaries.indices)[w::num_workers] for w in range(num_workers)]
 
 
 def assign_hospitals(sizes: list[int], num_actors: int) -> list[list[int]]:

@@ -50,6 +50,7 @@ class ClientRound:
     broadcast: State  # extra server vectors (SCAFFOLD's c)
     state: State  # this hospital's own strategy state, updated in place
     cache: dict = field(default_factory=dict)  # per-round tensors a hook builds once
+    number: int = 0  # the round's number (audit canary clients draw their update by it)
 
 
 class Strategy(ABC):

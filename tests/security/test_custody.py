@@ -17,7 +17,7 @@ from fedray.crypto.sealing import SealingKey
 from fedray.orchestrator import prepare
 from fedray.pipeline import RoundBroadcast
 from fedray.runtime.keys import hospital_purpose
-from fedray.runtime.workers import assign_hospitals, make_actors
+from fedray.runtime.workers import Hosting, assign_hospitals, make_actors
 from tests.conftest import synthetic_config
 
 
@@ -29,7 +29,8 @@ def federation(ray_local):  # the tests that use it are marked integration below
         encryption=EncryptionConfig(name="ckks", preset="n4096"))
     prepared = prepare(config)
     assignment = assign_hospitals(prepared.federation.train_sizes, 2)
-    actors = make_actors(prepared.config, prepared.federation, assignment, prepared.privacy)
+    actors = make_actors(prepared.config, prepared.federation, Hosting(assignment),
+                         prepared.privacy)
     return (prepared, assignment, actors.workers, actors.aggregator, actors.reconfigure,
             actors.key_side)
 

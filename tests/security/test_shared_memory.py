@@ -28,7 +28,7 @@ from fedray.crypto import CKKSCodec
 from fedray.crypto.ckks import PRESETS, new_key_set
 from fedray.orchestrator import prepare
 from fedray.pipeline import RoundBroadcast
-from fedray.runtime.workers import assign_hospitals, make_actors
+from fedray.runtime.workers import Hosting, assign_hospitals, make_actors
 from tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.integration
@@ -156,7 +156,8 @@ def test_no_process_of_the_node_finds_a_secret_key_in_shared_memory(ray_local):
     assert config.encryption.preset == "n8192"
     prepared = prepare(config)
     assignment = assign_hospitals(prepared.federation.train_sizes, 2)
-    actors = make_actors(prepared.config, prepared.federation, assignment, prepared.privacy)
+    actors = make_actors(prepared.config, prepared.federation, Hosting(assignment),
+                         prepared.privacy)
     broadcast = ray.put(RoundBroadcast(prepared.initial, {}))
     batches = [w.train.options(num_returns=3).remote(
                    broadcast, dict.fromkeys(idx, 0.25), frozenset(), 1)[0]
