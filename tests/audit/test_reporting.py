@@ -33,6 +33,24 @@ def test_the_cli_prints_one_line_per_attack():
                          "2 recovered (best 0.00012)")
 
 
+def test_the_cli_prints_the_canary_clients_deciding_estimate_and_the_one_run_bound():
+    import numpy as np
+
+    from fedray.audit.client_canary import CanaryClients, client_canary_audit
+
+    canaries = CanaryClients(count=40, first=4, dimension=100, norm=1.0, seed=3)
+    included = canaries.included()
+    scores = {"released": np.where(included, 5.0, 0.0) + np.linspace(0, 0.1, 40),
+              "uploads": None, "rounds": 5, "uploads_seen": 0}
+    audit = client_canary_audit(canaries, scores, claimed=4.0, delta=1e-5, confidence=0.95,
+                                per_upload=False)
+    lines = _audit_lines({"target_hospital": "x", "client_canary": audit})
+    assert lines[1].startswith(f"  canary clients: 40 ({included.sum()} in), scored on "
+                               "released model changes over 5 rounds: empirical ε ")
+    assert lines[1].endswith("against the accountant's ε 4.000: violated")
+    assert "one-run bound ε ≥" in lines[2] and "20/20 guesses right" in lines[2]
+
+
 def test_a_sweep_table_gets_the_audit_as_columns():
     summary = {"config": {"num_clients": 4, "privacy": {"name": "none"}}, "clients": [{}] * 4,
                "audit": AUDIT}

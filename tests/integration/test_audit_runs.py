@@ -3,6 +3,7 @@
 import pytest
 
 from fedray import DatasetConfig, ModelConfig, simulate
+from fedray.cli import format_result
 from fedray.config import AuditConfig, EncryptionConfig, PrivacyConfig
 from tests.conftest import synthetic_config
 
@@ -54,3 +55,56 @@ def test_membership_advantage_falls_with_epsilon_and_canaries_stay_below_it(ray_
     canary = private["canary"]
     assert canary["epsilon_lower_bound"] <= canary["epsilon_accountant"] <= 1.0
     assert canary["epsilon_covering"] == canary["epsilon_accountant"]  # local: replace-one
+
+
+def _canary_clients(privacy, *, count=200, noise_scale=1.0, **overrides):
+    # mlp: 514 coordinates, so 200 canaries of fresh directions barely interfere
+    return synthetic_config(**{**dict(
+        model=ModelConfig(name="mlp"), num_clients=4, num_rounds=5, privacy=privacy,
+        audit=AuditConfig(client_canary=True, client_canaries=count,
+                          noise_scale=noise_scale)), **overrides})
+
+
+def test_canary_clients_track_central_dp_and_catch_its_noise_removed(ray_local):
+    central = PrivacyConfig(name="central", epsilon=4.0)
+    audit = simulate(_canary_clients(central)).summary["audit"]["client_canary"]
+    accountant = audit["epsilon_accountant"]
+    assert accountant == pytest.approx(4.0, abs=0.01)
+    # negative control: the lower bound stays under the accountant, the estimate near it
+    assert audit["verdict"] == "not refuted"
+    assert audit["epsilon_empirical_lower"] <= accountant
+    assert audit["epsilon_empirical"] / accountant > 0.5
+    # positive control: the same run without its noise, the accountant unchanged
+    result = simulate(_canary_clients(central, noise_scale=0.0))
+    broken = result.summary
+    assert broken["privacy"]["noise_scale_for_audit_control"] == 0.0
+    printed = format_result(result)
+    assert "only 0 of the noise was added; the ε above is NOT enforced" in printed
+    assert "canary clients: 200" in printed and ": violated" in printed
+    caught = broken["audit"]["client_canary"]
+    assert caught["epsilon_accountant"] == pytest.approx(accountant)
+    assert caught["verdict"] == "violated"
+    assert caught["epsilon_empirical_lower"] > 3 * accountant
+
+
+def test_canary_clients_under_local_dp_are_scored_on_their_own_uploads(ray_local):
+    audit = simulate(_canary_clients(PrivacyConfig(name="local", epsilon=4.0))
+                     ).summary["audit"]["client_canary"]
+    upload, released = audit["each canary's own upload"], audit["released model changes"]
+    assert audit["deciding_view"] == "each canary's own upload"
+    assert upload["gaussian_fit"]["verdict"] == "not refuted"
+    assert upload["gaussian_fit"]["epsilon_lower"] <= audit["epsilon_accountant"]
+    assert upload["tightness"] > 0.5  # replace-one: the out-canary sends the opposite
+    # the sum of 204 noised uploads hides a canary far better than its own upload does
+    assert released["gaussian_fit"]["epsilon"] < upload["gaussian_fit"]["epsilon"] / 2
+
+
+def test_canary_clients_under_distributed_dp_ride_the_encrypted_sum(ray_local):
+    # every client's noise share sized so that the 4 + 96 shares carry the whole noise
+    audit = simulate(_canary_clients(
+        PrivacyConfig(name="distributed", epsilon=4.0), count=96, min_clients=100,
+        encryption=EncryptionConfig(name="ckks", preset="n4096"))
+    ).summary["audit"]["client_canary"]
+    assert audit["rounds_seen"] == 5 and audit["deciding_view"] == "released model changes"
+    assert audit["epsilon_empirical_lower"] <= audit["epsilon_accountant"]
+    assert audit["epsilon_empirical"] > 0.5  # the canaries do show through the noise
