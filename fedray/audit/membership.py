@@ -29,3 +29,15 @@ def membership_attacks(is_member: np.ndarray, loss_final: np.ndarray,
     return {"members": int(np.sum(is_member)), "non_members": int(np.sum(~is_member)),
             "loss": attack_summary(is_member, -loss_final),
             "calibrated": attack_summary(is_member, loss_initial - loss_final)}
+
+
+def every_round_membership(is_member: np.ndarray, loss_initial: np.ndarray,
+                           losses: list[np.ndarray]) -> dict[str, Any]:
+    """A model user who saw every round's global model: the calibrated score of each
+    round's model (the best round's AUC, and which round), and one score over all of
+    them, each record's largest loss drop from the initial model in any round."""
+    aucs = [attack_summary(is_member, loss_initial - loss)["auc"] for loss in losses]
+    best = int(np.argmax(aucs))
+    drops = loss_initial[None, :] - np.stack(losses)
+    return {"rounds": len(losses), "best_round": best + 1, "best_round_auc": aucs[best],
+            "largest_drop": attack_summary(is_member, drops.max(axis=0))}

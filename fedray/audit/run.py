@@ -23,7 +23,7 @@ from fedray.audit.canary import (
 )
 from fedray.audit.client_canary import CanaryClients, client_canary_audit
 from fedray.audit.inversion import score_reconstruction
-from fedray.audit.membership import membership_attacks
+from fedray.audit.membership import every_round_membership, membership_attacks
 from fedray.data import HospitalData, build_hospitals
 from fedray.models import build_model, load_flat, loss_fn
 
@@ -76,6 +76,7 @@ class AuditScene:
     delta: float | None
     epsilon_covering: float | None
     client_canaries: ClientCanaryView = ClientCanaryView()
+    global_models: tuple[np.ndarray, ...] = ()  # every round's, as model users saw them
 
 
 def _membership(scene: AuditScene) -> dict[str, Any]:
@@ -84,8 +85,12 @@ def _membership(scene: AuditScene) -> dict[str, Any]:
     y = np.concatenate([h.y_train for h in hospitals] + [h.y_test for h in hospitals])
     members = np.zeros(len(x), dtype=bool)
     members[: sum(len(h.x_train) for h in hospitals)] = True
-    return membership_attacks(members, scene.losses(scene.final, x, y),
-                              scene.losses(scene.initial, x, y))
+    initial = scene.losses(scene.initial, x, y)
+    result = membership_attacks(members, scene.losses(scene.final, x, y), initial)
+    if scene.global_models:  # a model user who saw every round, not only the last
+        result["every_round"] = every_round_membership(
+            members, initial, [scene.losses(m, x, y) for m in scene.global_models])
+    return result
 
 
 def _canary(scene: AuditScene) -> dict[str, Any]:
@@ -158,7 +163,8 @@ ATTACKS: dict[str, Callable[[AuditScene], dict[str, Any]]] = {
 def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarray, *,
               inversion_view: dict[str, Any] | None, epsilon: float | None,
               delta: float | None, epsilon_covering: float | None = None,
-              client_canaries: ClientCanaryView | None = None) -> dict[str, Any]:
+              client_canaries: ClientCanaryView | None = None,
+              global_models: list[np.ndarray] | None = None) -> dict[str, Any]:
     """``epsilon``: the accountant's ε of the party the canaries sit in;
     ``epsilon_covering``: the ε that covers one canary record under the mode's relation
     (docs/privacy.md, "Auditing"; ``epsilon`` when None)."""
@@ -176,7 +182,7 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
 
     scene = AuditScene(config, federation, hospitals, initial, final, losses, inversion_view,
                        epsilon, delta, epsilon_covering,
-                       client_canaries or ClientCanaryView())
+                       client_canaries or ClientCanaryView(), tuple(global_models or ()))
     result: dict[str, Any] = {"target_hospital": hospitals[audit.target].name}
     for name, attack in ATTACKS.items():
         if getattr(audit, name):

@@ -123,7 +123,8 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
             config, federation=prepared.federation, initial=prepared.initial,
             record=run.record, summary=summary, final_vector=final_vector,
             aggregator=run.workers.aggregator, run_ledger=run.run_ledger,
-            canaries=prepared.canaries, per_upload=prepared.privacy.epsilon_is_per_upload)
+            canaries=prepared.canaries, per_upload=prepared.privacy.epsilon_is_per_upload,
+            global_models=[broadcast.global_vector for broadcast in ray.get(run.released)])
     return Finished(summary, run.record.log.frame(), final_vector)
 
 

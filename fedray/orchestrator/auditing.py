@@ -20,8 +20,8 @@ from fedray.privacy.steps import NoRunLedger, RunLedger
 def audit_run(config: SimulationConfig, *, federation: FederationPlan, initial: np.ndarray,
               record: RunRecord, summary: dict[str, Any], final_vector: np.ndarray,
               aggregator: Any, run_ledger: RunLedger | NoRunLedger,
-              canaries: CanaryClients | None = None, per_upload: bool = False
-              ) -> dict[str, Any]:
+              canaries: CanaryClients | None = None, per_upload: bool = False,
+              global_models: list[np.ndarray] | None = None) -> dict[str, Any]:
     """Under central and distributed DP a canary changes one hospital's data, a
     replacement: the ε that covers it is the run's at σ/2 (twice the sensitivity),
     reported beside the add/remove one."""
@@ -43,6 +43,7 @@ def audit_run(config: SimulationConfig, *, federation: FederationPlan, initial: 
                       inversion_view=view, epsilon=epsilon, delta=summary.get("delta"),
                       epsilon_covering=covering,
                       client_canaries=ClientCanaryView(canaries, scores, per_upload,
-                                                       summary.get("epsilon")))
+                                                       summary.get("epsilon")),
+                      global_models=global_models)
     audit["seconds"] = time.perf_counter() - start
     return audit

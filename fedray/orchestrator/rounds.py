@@ -92,6 +92,8 @@ class Run:
     states: dict[int, ray.ObjectRef] = field(default_factory=dict)
     pending: PendingRound | None = None
     late_reports: list[tuple[int, ray.ObjectRef]] = field(default_factory=list)
+    # audit.membership: every round's global model, as every model user sees them
+    released: list[ray.ObjectRef] = field(default_factory=list)
 
     def round(self, round_: int) -> bool:
         """Dispatches one round; False when the run's budget stops the run first."""
@@ -122,6 +124,8 @@ class Run:
         evaluations = ([a.evaluate.remote(self.global_ref, round_)
                         for a in self.workers.actors] if due else None)
         self.pending = PendingRound(round_, report, reports, evaluations)
+        if config.audit.membership:  # a reference: nothing waits for it
+            self.released.append(self.global_ref)
         record.end_round(round_, participants=len(participants),
                          seconds=time.perf_counter() - start)
         return True

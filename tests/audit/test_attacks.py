@@ -133,3 +133,19 @@ def test_the_ceiling_is_the_bound_of_a_perfect_audit_and_says_when_it_cannot_tel
     assert verdict(lower_bound=0.26, ceiling=large, claimed=3.99) == "not refuted"
     assert verdict(lower_bound=5.0, ceiling=large, claimed=3.99) == "violated"
     assert verdict(lower_bound=0.0, ceiling=large, claimed=None) == "no ε claimed"
+
+
+def test_a_model_user_who_saw_every_round_finds_what_the_final_model_forgot():
+    from fedray.audit.membership import every_round_membership, membership_attacks
+
+    rng = np.random.default_rng(0)
+    members = np.arange(400) < 200
+    initial = np.ones(400)
+    # round 2 memorised the members (their loss dropped), round 3 forgot them again
+    rounds = [initial - 0.1 * rng.random(400) for _ in range(3)]
+    rounds[1] = rounds[1] - 0.5 * members
+    final = membership_attacks(members, rounds[-1], initial)["calibrated"]["auc"]
+    seen = every_round_membership(members, initial, rounds)
+    assert abs(final - 0.5) < 0.1  # the last model alone shows nothing
+    assert seen["best_round"] == 2 and seen["best_round_auc"] > 0.99
+    assert seen["largest_drop"]["auc"] > 0.99 and seen["rounds"] == 3

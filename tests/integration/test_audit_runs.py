@@ -47,6 +47,10 @@ def test_membership_advantage_falls_with_epsilon_and_canaries_stay_below_it(ray_
     private = simulate(_overfitting(PrivacyConfig(name="local", epsilon=1.0))).summary["audit"]
     # 200 members and 200 held-out records: AUC std ~0.03; measured 0.60 vs 0.50
     assert exposed["membership"]["calibrated"]["auc"] > 0.57
+    # a model user who saw all 3 rounds sees the final model too: never less
+    every = exposed["membership"]["every_round"]
+    assert every["rounds"] == 3
+    assert every["best_round_auc"] >= exposed["membership"]["calibrated"]["auc"]
     assert (exposed["membership"]["calibrated"]["auc"]
             - private["membership"]["calibrated"]["auc"]) > 0.06
     # the canary audit has power (it refutes ε = 0 without DP) ...
