@@ -100,7 +100,8 @@ CONFIG = [
     (['audit=canary', 'audit.confidence=1.0'], 'audit.confidence=1.0: must be in [0.5, 1)'),
     (['audit=canary', 'audit.target=-1'], 'audit.target=-1: must be a hospital index'),
     (['audit=canary', 'strategy=pooled'], "strategy.name='pooled': is a reference run without"),
-    (['audit=leak'], "audit='leak': must be one of canary, inversion, membership, none"),
+    (['audit=leak'], "audit='leak': must be one of canary, client_canary, inversion, "
+                    "membership, none"),
 ]
 
 DATA = [
