@@ -18,6 +18,8 @@ from fedray.strategies.base import ClientRound, Strategy
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
 
+    from fedray.audit.gradient_canary import GradientCanaries
+
 
 class DPSGDTrainer:
     """One per actor: wraps the actor's model once; hospitals bring their own state."""
@@ -32,12 +34,26 @@ class DPSGDTrainer:
         self, x: torch.Tensor, y: torch.Tensor, *, noise_multiplier: float, sample_rate: float,
         steps: int, sampling_generator: torch.Generator, noise_generator: torch.Generator,
         accountant: IAccountant, strategy: Strategy, round_: ClientRound, secure_mode: bool = False,
-        planned_records: int | None = None,
+        planned_records: int | None = None, gradient_canaries: GradientCanaries | None = None,
+        canary_generator: torch.Generator | None = None,
     ) -> float:
         """Runs ``steps`` DP-SGD steps in place; the accountant records each one. The
         strategy's gradient terms (FedProx, SCAFFOLD) are added after Opacus has
-        clipped and noised the per-sample gradients: they depend on no record."""
+        clipped and noised the per-sample gradients: they depend on no record.
+
+        ``gradient_canaries`` (the record-level audit, fedray/audit/gradient_canary.py):
+        at every step each in-canary joins the Poisson batch with probability
+        ``sample_rate``, drawn from ``canary_generator`` (its own stream: the batches and
+        the noise are drawn exactly as without canaries), and its Dirac per-sample
+        gradient is clipped, summed and noised with the records'. A step whose data batch
+        is empty still steps (as without canaries). Without canaries nothing changes."""
         from opacus.optimizers import DPOptimizer
+
+        canaries: tuple[GradientCanaries, torch.Generator] | None = None
+        if gradient_canaries is not None:
+            if canary_generator is None:
+                raise ValueError("gradient canaries need a canary_generator to draw who joins")
+            canaries = (gradient_canaries, canary_generator)
 
         self.model.train()
         params = list(self.model.parameters())
@@ -61,6 +77,8 @@ class DPSGDTrainer:
                 warnings.simplefilter("ignore")
                 loss = loss_fn(self.model(x[batch]), y[batch])
                 loss.backward()
+                if canaries is not None:
+                    _add_canaries(self.model, *canaries, sample_rate=sample_rate)
                 if not optimizer.pre_step():  # clip, noise, average (Opacus)
                     continue
             extra = strategy.gradient_terms(params, round_)
@@ -71,6 +89,15 @@ class DPSGDTrainer:
             if len(batch):
                 losses.append(float(loss.detach()))
         return sum(losses) / max(len(losses), 1)
+
+
+def _add_canaries(model: nn.Module, canaries: GradientCanaries, generator: torch.Generator,
+                  *, sample_rate: float) -> None:
+    """This step's joining in-canaries, appended to the per-sample gradients."""
+    from fedray.audit.gradient_canary import append_dirac_gradients, canaries_joining
+
+    joining = canaries_joining(canaries, sample_rate=sample_rate, generator=generator)
+    append_dirac_gradients(model, canaries, joining)
 
 
 def poisson_batches(
