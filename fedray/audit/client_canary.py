@@ -34,6 +34,7 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from fedray.audit.canary import audit_guesses, epsilon_ceiling, epsilon_lower_bound, verdict
+from fedray.messages import Update
 
 CLIENT_CANARY_SEED = 0xC11E
 COIN_STREAM = 0  # the in/out coins; canary k's round-t direction: [seed, tag, k + 1, t]
@@ -149,7 +150,7 @@ def audit_scores(scores: np.ndarray, included: np.ndarray, *, delta: float,
 class NoCanaryScores:
     """No client-canary audit: the aggregator scores nothing."""
 
-    def observe_uploads(self, round_: int, uploads: dict[int, np.ndarray]) -> None:
+    def observe_uploads(self, round_: int, updates: list[Update]) -> None:
         """Nothing to score."""
 
     def observe_release(self, round_: int, change: np.ndarray) -> None:
@@ -176,19 +177,26 @@ class CanaryScores:
         self.uploads = np.zeros(canaries.count)
         self.rounds = 0
         self.uploads_seen = 0
+        self._drawn: tuple[int, np.ndarray] | None = None  # (round, its directions)
 
-    def observe_uploads(self, round_: int, uploads: dict[int, np.ndarray]) -> None:
+    def _directions(self, round_: int) -> np.ndarray:
+        """The round's directions, drawn once for its uploads and its release."""
+        if self._drawn is None or self._drawn[0] != round_:
+            self._drawn = (round_, self.canaries.directions(round_))
+        return self._drawn[1]
+
+    def observe_uploads(self, round_: int, updates: list[Update]) -> None:
+        """Scores each canary's upload the aggregator can read (a ciphertext it cannot)."""
         canaries = self.canaries
-        for index, payload in uploads.items():
-            k = index - canaries.first
-            if 0 <= k < canaries.count:
-                self.uploads[k] += float(cosines(canaries.direction(k, round_)[None],
-                                                 payload[:canaries.dimension])[0])
+        for update in updates:
+            k = update.hospital - canaries.first
+            if 0 <= k < canaries.count and isinstance(update.payload, np.ndarray):
+                self.uploads[k] += float(cosines(self._directions(round_)[k][None],
+                                                 update.payload[:canaries.dimension])[0])
                 self.uploads_seen += 1
 
     def observe_release(self, round_: int, change: np.ndarray) -> None:
-        self.released += cosines(self.canaries.directions(round_),
-                                 change[:self.canaries.dimension])
+        self.released += cosines(self._directions(round_), change[:self.canaries.dimension])
         self.rounds += 1
 
     def scores(self) -> dict[str, Any]:

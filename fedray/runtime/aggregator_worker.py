@@ -91,8 +91,7 @@ class AggregatorWorker:
         received = time.perf_counter() - start
         self.tap.observe(updates, broadcast.global_vector)
         number = 0 if round_ is None else round_
-        self.canary_scores.observe_uploads(number, {  # each upload it can read
-            u.hospital: u.payload for u in updates if isinstance(u.payload, np.ndarray)})
+        self.canary_scores.observe_uploads(number, updates)
         decode = functools.partial(self._decrypt, round_) if self.decryptors else None
         result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
                            weights=weights, layout=self.layout, codec=self.codec,
