@@ -1,6 +1,7 @@
-"""The client-level audit's table: mode × ε → the accountant's ε, the empirical ε of the
-canary clients (fedray/audit/client_canary.py), its lower bound, the one-run bound's
-ceiling, canaries used, seconds; and the two positive controls.
+"""The audits' table: mode × ε → the accountant's ε, the empirical ε of the canary
+clients (fedray/audit/client_canary.py; client-level modes) or of DP-SGD's gradient
+canaries (fedray/audit/gradient_canary.py), its lower bound, the one-run bound's
+ceiling, canaries used, seconds; and the two positive controls of each.
 
     .venv/bin/python experiments/client_canary_audit.py [--rounds 10] [--canaries 1000]
         [--out docs/results/client_canary_audit]
@@ -10,7 +11,10 @@ every hospital every round, so the adversary sees every round) with
 ``audit.client_canary``. Distributed DP runs under CKKS with ``min_clients`` = every
 client, so that all shares together carry the planned noise, and fewer canaries (each is
 encrypted and registered like a hospital). The controls run central DP at ε = 4 with
-``audit.noise_scale`` 0 (noise off, accountant on) and 0.01 (σ → 0).
+``audit.noise_scale`` 0 (noise off, accountant on) and 0.01 (σ → 0). DP-SGD rows plant
+2,000 gradient canaries in hospital 0 of an MLP 13-128-2 (2,050 parameters), scored on
+that hospital's uploads, which the aggregator reads in the clear; their controls run
+DP-SGD at ε = 4 with the same two noise scales.
 Writes <out>.csv and prints the table.
 """
 
@@ -28,6 +32,7 @@ from fedray import DatasetConfig, ModelConfig, PartitionConfig, SimulationConfig
 from fedray.config import AuditConfig, EncryptionConfig, PrivacyConfig
 
 EPSILONS = (1.0, 2.0, 4.0, 8.0)
+GRADIENT_CANARIES = 2000
 
 
 def config_for(mode: str, epsilon: float | None, *, rounds: int, canaries: int,
@@ -38,17 +43,23 @@ def config_for(mode: str, epsilon: float | None, *, rounds: int, canaries: int,
         canaries = canaries * 2 // 5 // 4 * 4
         extra = dict(encryption=EncryptionConfig(name="ckks", preset="n4096"),
                      min_clients=4 + canaries)
+    model = ModelConfig(name="mlp")
+    audit = AuditConfig(client_canary=True, client_canaries=canaries, noise_scale=noise_scale)
+    if mode == "dpsgd":  # record-level: gradient canaries in a model with room for them
+        model = ModelConfig(name="mlp", hidden=128)
+        audit = AuditConfig(gradient_canary=True, gradient_canaries=GRADIENT_CANARIES,
+                            noise_scale=noise_scale)
     return SimulationConfig(
         dataset=DatasetConfig(name="synthetic", num_records=600),
-        partition=PartitionConfig(name="iid"), model=ModelConfig(name="mlp"),
-        num_clients=4, num_rounds=rounds, privacy=privacy, progress=False,
-        audit=AuditConfig(client_canary=True, client_canaries=canaries,
-                          noise_scale=noise_scale), **extra)
+        partition=PartitionConfig(name="iid"), model=model,
+        num_clients=4, num_rounds=rounds, privacy=privacy, progress=False, audit=audit,
+        **extra)
 
 
 def row(label: str, config: SimulationConfig) -> dict:
     start = time.perf_counter()
-    audit = simulate(config).summary["audit"]["client_canary"]
+    audits = simulate(config).summary["audit"]
+    audit = audits.get("client_canary") or audits["gradient_canary"]
     view = audit[audit["deciding_view"]]
     return {
         "row": label, "mode": config.privacy.name,
@@ -72,11 +83,12 @@ def main() -> None:
     ray.init(include_dashboard=False, logging_level=logging.WARNING)
     size = dict(rounds=args.rounds, canaries=args.canaries)
     rows = [row("no DP (ε = ∞)", config_for("none", None, **size))]
-    for mode in ("central", "local", "distributed"):
+    for mode in ("central", "local", "distributed", "dpsgd"):
         rows += [row(f"{mode} ε={e:g}", config_for(mode, e, **size)) for e in EPSILONS]
-    for scale, name in ((0.0, "noise off"), (0.01, "σ → 0 (noise × 0.01)")):
-        rows.append(row(f"control: central ε=4, {name}",
-                        config_for("central", 4.0, noise_scale=scale, **size)))
+    for mode in ("central", "dpsgd"):
+        for scale, name in ((0.0, "noise off"), (0.01, "σ → 0 (noise × 0.01)")):
+            rows.append(row(f"control: {mode} ε=4, {name}",
+                            config_for(mode, 4.0, noise_scale=scale, **size)))
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out.with_suffix(".csv"), index=False)

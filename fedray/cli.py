@@ -140,19 +140,21 @@ def _audit_lines(audit: dict | None) -> list[str]:
                      f"the most these canaries could show: ε {c['epsilon_ceiling']:.2f}, so "
                      f"{c['verdict']}")
     if "client_canary" in audit:
-        lines.extend(_client_canary_lines(audit["client_canary"]))
+        lines.extend(_client_canary_lines(audit["client_canary"], "canary clients"))
+    if "gradient_canary" in audit:
+        lines.extend(_client_canary_lines(audit["gradient_canary"], "gradient canaries"))
     return lines
 
 
-def _client_canary_lines(c: dict) -> list[str]:
-    """audit.client_canary: the deciding view's estimate, its lower bound and verdict,
-    and the one-run bound with its ceiling."""
+def _client_canary_lines(c: dict, name: str) -> list[str]:
+    """audit.client_canary, audit.gradient_canary (``name``): the deciding view's
+    estimate, its lower bound and verdict, and the one-run bound with its ceiling."""
     claimed = ("no ε claimed" if c["epsilon_accountant"] is None
                else f"accountant's ε {c['epsilon_accountant']:.3f}")
     view = c[c["deciding_view"]]
     fit, one_run = view["gaussian_fit"], view["one_run"]
     return [
-        f"  canary clients: {c['canaries']} ({c['included']} in), scored on "
+        f"  {name}: {c['canaries']} ({c['included']} in), scored on "
         f"{c['deciding_view']} over {c['rounds_seen']} rounds: empirical ε "
         f"{fit['epsilon']:.3f} (≥ {fit['epsilon_lower']:.3f} at {c['confidence']:.0%}, "
         f"Gaussian fit) against the {claimed}: {fit['verdict']}",

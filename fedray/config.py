@@ -395,7 +395,7 @@ class RayConfig:
             _positive_int("num_cpus", self.num_cpus)
 
 
-AUDIT_ATTACKS = ("inversion", "membership", "canary", "client_canary")
+AUDIT_ATTACKS = ("inversion", "membership", "canary", "client_canary", "gradient_canary")
 
 
 @dataclass(frozen=True)
@@ -406,16 +406,21 @@ class AuditConfig:
     ``canaries``: how many canary records (each in with probability 1/2);
     ``dlg_iterations``: optimisation-based inversion beside the analytic one.
     ``client_canary``: canary clients (fedray/audit/client_canary.py), ``client_canaries``
-    of them, join the federation. ``noise_scale`` < 1 scales the mechanism's noise down
-    while the accountant still prices the full noise (0: none): a broken mechanism,
-    the audit's positive control, never a private run."""
+    of them, join the federation. ``gradient_canary``: DP-SGD's white-box Dirac gradient
+    canaries in the target hospital (fedray/audit/gradient_canary.py),
+    ``gradient_canaries`` of them (None: as many as the model has trainable parameters,
+    at most 1000, rounded down to a multiple of 4). ``noise_scale`` < 1 scales the
+    mechanism's noise down while the accountant still prices the full noise (0: none):
+    a broken mechanism, the audit's positive control, never a private run."""
 
     inversion: bool = False
     membership: bool = False
     canary: bool = False
     client_canary: bool = False
+    gradient_canary: bool = False
     canaries: int = 200
     client_canaries: int = 1000
+    gradient_canaries: Optional[int] = None
     noise_scale: float = 1.0
     target: int = 0
     confidence: float = 0.95
@@ -434,6 +439,13 @@ class AuditConfig:
                  and self.client_canaries >= 8 and self.client_canaries % 4 == 0,
                  "client_canaries", self.client_canaries,
                  "must be a multiple of 4, at least 8")
+        _require(self.gradient_canaries is None
+                 or (isinstance(self.gradient_canaries, int)
+                     and not isinstance(self.gradient_canaries, bool)
+                     and self.gradient_canaries >= 8 and self.gradient_canaries % 4 == 0),
+                 "gradient_canaries", self.gradient_canaries,
+                 "must be null (as many as the model allows, at most 1000) or a multiple of 4, "
+                 "at least 8")
         _require(isinstance(self.noise_scale, (int, float))
                  and not isinstance(self.noise_scale, bool) and 0 <= self.noise_scale <= 1,
                  "noise_scale", self.noise_scale,
@@ -449,7 +461,6 @@ class AuditConfig:
     @property
     def enabled(self) -> bool:
         return any(getattr(self, key) for key in AUDIT_ATTACKS)
-
 
 @dataclass(frozen=True)
 class SimulationConfig:

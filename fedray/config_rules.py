@@ -195,18 +195,27 @@ def client_canaries_need_a_client_level_update(config: SimulationConfig) -> None
                           "fedyogi or fedadagrad")
 
 
+def gradient_canaries_need_dpsgd(config: SimulationConfig) -> None:
+    """Dirac gradient canaries are per-sample gradients: only DP-SGD clips and noises them."""
+    if config.audit.gradient_canary and config.privacy.name != "dpsgd":
+        raise ConfigError("privacy.name", config.privacy.name,
+                          "has no per-sample gradients: audit.gradient_canary needs "
+                          "privacy=dpsgd (client-level modes: audit.client_canary)")
+
+
 def noise_control_needs_noise(config: SimulationConfig) -> None:
-    """The positive control scales a client-level mechanism's noise down in an audited run."""
+    """The positive control scales a mechanism's noise down in an audited run."""
     audit = config.audit
     if audit.noise_scale == 1:
         return
-    if not _client_level(config):
+    if not (_client_level(config) or config.privacy.name == "dpsgd"):
         raise ConfigError("audit.noise_scale", audit.noise_scale,
-                          "needs privacy local, central or distributed: the noise it scales")
-    if not (audit.canary or audit.client_canary):
+                          "needs privacy local, central, distributed or dpsgd: the noise it "
+                          "scales")
+    if not (audit.canary or audit.client_canary or audit.gradient_canary):
         raise ConfigError("audit.noise_scale", audit.noise_scale,
-                          "is a positive control of a canary audit: add audit.client_canary "
-                          "or audit.canary")
+                          "is a positive control of a canary audit: add audit.client_canary, "
+                          "audit.gradient_canary or audit.canary")
 
 
 Rule = Callable[["SimulationConfig"], None]
@@ -228,6 +237,7 @@ CROSS_RULES: tuple[Rule, ...] = (
     shared_batchnorm_refuses_client_level_dp,
     natural_partition_needs_real_hospitals,
     client_canaries_need_a_client_level_update,
+    gradient_canaries_need_dpsgd,
     noise_control_needs_noise,
 )
 

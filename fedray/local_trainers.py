@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from fedray.audit.client_canary import CanaryClients
+from fedray.audit.gradient_canary import PlantedCanaries
 from fedray.models import flatten, load_flat
 from fedray.privacy.dpsgd import DPSGDTrainer
 from fedray.privacy.randomness import Randomness
@@ -41,10 +42,16 @@ class PlainTraining:
 class DPSGDTraining:
     """Opacus DP-SGD on the worker's wrapped model, with the hospital's own σ, sample
     rate, step count, batch and noise streams; its ledger is charged the steps Opacus's
-    accountant saw, which must be the planned mechanism."""
+    accountant saw, which must be the planned mechanism.
 
-    def __init__(self, dpsgd: DPSGDTrainer) -> None:
-        self.dpsgd = dpsgd
+    ``gradient_canaries``: audit.gradient_canary's Dirac canaries, carried by one
+    hospital's DP-SGD. ``noise_scale`` < 1 (audit.noise_scale, the positive control):
+    Opacus adds that share of the noise while the ledger prices the planned σ."""
+
+    def __init__(self, dpsgd: DPSGDTrainer, *, noise_scale: float = 1.0,
+                 gradient_canaries: PlantedCanaries | None = None) -> None:
+        self.dpsgd, self.noise_scale = dpsgd, noise_scale
+        self.gradient_canaries = gradient_canaries
 
     def train(self, hospital: Hospital, setup: RoundSetup, round_: ClientRound
               ) -> tuple[float, int]:
@@ -61,15 +68,21 @@ class DPSGDTraining:
             sampling = torch.Generator().manual_seed(_os_seed(randomness))
             noise = torch.Generator(device=hospital.x_train.device).manual_seed(
                 _os_seed(randomness))
+        planted = self.gradient_canaries
+        if planted is not None and planted.hospital != hospital.index:
+            planted = None
+        noise_multiplier = self.noise_scale * ledger.noise_multiplier
         loss = self.dpsgd.train(
-            hospital.x_train, hospital.y_train, noise_multiplier=ledger.noise_multiplier,
+            hospital.x_train, hospital.y_train, noise_multiplier=noise_multiplier,
             sample_rate=ledger.sample_rate, steps=ledger.steps_per_round,
             sampling_generator=sampling, noise_generator=noise, accountant=accountant,
             strategy=setup.strategy, round_=round_, secure_mode=randomness.secure,
             planned_records=hospital.planned_train,
+            gradient_canaries=None if planted is None else planted.of_round(round_.number),
+            canary_generator=None if planted is None else planted.generator(round_.number),
         )
         for sigma, rate, steps in accountant.history:
-            if (sigma, rate) != (ledger.noise_multiplier, ledger.sample_rate):
+            if (sigma, rate) != (noise_multiplier, ledger.sample_rate):
                 raise RuntimeError(f"DP-SGD ran σ={sigma}, q={rate}; the plan says otherwise")
             ledger.record(steps)
         return loss, ledger.steps_per_round

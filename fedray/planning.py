@@ -17,7 +17,7 @@ from fedray.crypto.packing import (
     range_for_noise,
 )
 from fedray.data import FederationPlan, PartitionError, plan_federation
-from fedray.models import build_model
+from fedray.models import build_model, num_trainable
 from fedray.pipeline import upload_layout
 from fedray.privacy import PrivacyPlan, make_privacy_plan
 from fedray.privacy.modes import sample_size
@@ -49,6 +49,12 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
                           f"must be a hospital index < {len(federation.hospitals)}")
     model = build_model(config.model, num_features=federation.num_features,
                         num_classes=federation.num_classes)
+    wanted = config.audit.gradient_canaries
+    if config.audit.gradient_canary and wanted is not None and wanted > num_trainable(model):
+        raise ConfigError("audit.gradient_canaries", wanted,
+                          f"each canary needs its own parameter; model {config.model.name} "
+                          f"has {num_trainable(model)} parameters (model=mlp with a larger "
+                          "model.hidden has more)")
     privacy = make_privacy_plan(config, train_sizes=sizes, model=model)
     if config.encryption.enabled and config.encryption.packing == "quantized":
         upload_size = upload_layout(build_strategy(config.strategy), model, len(sizes)).size

@@ -100,14 +100,19 @@ CONFIG = [
     (['audit=canary', 'audit.confidence=1.0'], 'audit.confidence=1.0: must be in [0.5, 1)'),
     (['audit=canary', 'audit.target=-1'], 'audit.target=-1: must be a hospital index'),
     (['audit=canary', 'strategy=pooled'], "strategy.name='pooled': is a reference run without"),
-    (['audit=leak'], "audit='leak': must be one of canary, client_canary, inversion, "
-                    "membership, none"),
+    (['audit=leak'], "audit='leak': must be one of canary, client_canary, gradient_canary, "
+                    "inversion, membership, none"),
+    (['audit=gradient_canary', 'audit.gradient_canaries=10'],
+     'audit.gradient_canaries=10: must be null (as many as the model allows'),
 ]
 
 DATA = [
     (['dataset=synthetic', 'partition=iid', 'num_clients=1000'],
      'num_clients=1000: 1000 hospitals x 4'),
     (['privacy=dpsgd', 'privacy.delta=0.05'], 'privacy.delta=0.05: must be < 1/(records'),
+    (['privacy=dpsgd', 'audit=gradient_canary', 'audit.gradient_canaries=100'],
+     'audit.gradient_canaries=100: each canary needs its own parameter; model logreg has 14 '
+     'parameters'),
     (['audit=inversion', 'audit.target=4'], 'audit.target=4: must be a hospital index < 4'),
 ]
 

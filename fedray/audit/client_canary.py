@@ -215,22 +215,27 @@ class CanaryScores:
         self.rounds, self.uploads_seen = int(state["rounds"]), int(state["uploads_seen"])
 
 
-def client_canary_audit(canaries: CanaryClients, scores: dict[str, Any], *,
+UPLOAD_VIEW = "each canary's own upload"
+RELEASE_VIEW = "released model changes"
+
+
+def client_canary_audit(included: np.ndarray, scores: dict[str, Any], *,
                         claimed: float | None, delta: float | None, confidence: float,
-                        per_upload: bool) -> dict[str, Any]:
-    """The audit's result from the adversary's ``scores`` (:class:`CanaryScores`). The
-    view that decides is what the mechanism releases: each canary's own upload when
-    ``per_upload`` (local DP, whose ε is about the upload) and the aggregator read it
-    in the clear; the released changes of the global model otherwise (then both are
-    shown). Elsewhere a clear upload is the trusted server's (central) and not scored."""
-    included = canaries.included()
+                        per_upload: bool, upload_view: str = UPLOAD_VIEW) -> dict[str, Any]:
+    """The audit's result from the adversary's ``scores`` (:class:`CanaryScores`, or
+    fedray/audit/gradient_canary.py's) of canaries whose coins are ``included``. The
+    view that decides is what the mechanism releases: the own upload (named
+    ``upload_view``) when ``per_upload`` (local DP, DP-SGD: their ε is about the upload)
+    and the aggregator read it in the clear; the released changes of the global model
+    otherwise (then both are shown). Elsewhere a clear upload is the trusted server's
+    (central) and not scored."""
     audit_delta = delta if delta is not None else 1e-5
-    views = {"released model changes": scores["released"]}
+    views = {RELEASE_VIEW: scores["released"]}
     if per_upload and scores.get("uploads") is not None:
-        views["each canary's own upload"] = scores["uploads"]
-    deciding = ("each canary's own upload" if len(views) > 1 else "released model changes")
+        views[upload_view] = scores["uploads"]
+    deciding = upload_view if len(views) > 1 else RELEASE_VIEW
     result: dict[str, Any] = {
-        "canaries": canaries.count, "included": int(included.sum()),
+        "canaries": len(included), "included": int(included.sum()),
         "rounds_seen": scores["rounds"], "delta": audit_delta, "confidence": confidence,
         "epsilon_accountant": claimed, "deciding_view": deciding,
         "estimator": "Gaussian fit of in/out scores (Andrew et al. 2024); one-run bound "

@@ -13,10 +13,13 @@ records' clipped rows, adds N(0, σ²C²) noise and divides by the expected batc
 as for any record. An out-canary never joins.
 
 Sign convention: SGD moves θ against the gradient, so a step that a canary joins moves
-θ[c_k] by −lr·C/B. The adversary, who sees the global model after every round, scores
-canary k by how far its coordinate moved *down*:
+θ[c_k] by −lr·C/B. In a run, canary k's coordinate c_{k,t} is drawn afresh every round t
+(``PlantedCanaries``: the records' own gradients drift some coordinates steadily, and a
+fixed coordinate would add that drift up round after round). The adversary, who sees
+the global model after every round, scores canary k by how far its coordinates moved
+*down*:
 
-    score_k = −Σ_t (θ_t[c_k] − θ_{t−1}[c_k])
+    score_k = −Σ_t (θ_t[c_{k,t}] − θ_{t−1}[c_{k,t}])
 
 so in-canaries score high (about steps·q·lr·C/B each, times the aggregation weight of the
 hospital in the global model), out-canaries around zero. The scores go to
@@ -25,22 +28,32 @@ any canary scores.
 
 Pure numpy at import; torch is imported only inside the functions that touch
 per-sample gradients.
+
+The data records' gradients move every coordinate too, by about s·B·C/√P per round (s
+steps of batch B in P parameters), and under aggregation the other hospitals' noise
+joins the target's: both make the audit's scores wider than the mechanism's own
+noise alone would, so its estimate sits below the accountant's ε (measured in
+docs/results/client_canary_audit.csv).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from fedray.messages import Update
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 GRADIENT_CANARY_SEED = 0xD12AC  # "Dirac": the stream of coordinates and coins
+COORDINATES, JOINING = 1, 2  # sub-streams: each round's coordinates; who joins each step
 MAGNITUDE_OVER_CLIP = 10.0  # a Dirac row's size before clipping, in units of the clip C
+DEFAULT_MOST = 1000  # audit.gradient_canaries=null plants this many when the model allows
 
 
 @dataclass(frozen=True)
@@ -88,16 +101,84 @@ def make_gradient_canaries(*, count: int, num_parameters: int, seed: int, clip: 
                             magnitude=MAGNITUDE_OVER_CLIP * clip)
 
 
-def score_rounds(canaries: GradientCanaries, global_models: Sequence[np.ndarray]
+def canary_count(requested: int | None, num_parameters: int) -> int:
+    """How many canaries a run plants: ``requested``, or (None) as many as the model has
+    trainable parameters, at most ``DEFAULT_MOST``, rounded down to a multiple of 4 (the
+    one-run bound guesses a quarter in and a quarter out)."""
+    if requested is not None:
+        return requested
+    return min(DEFAULT_MOST, num_parameters) // 4 * 4
+
+
+@dataclass(frozen=True)
+class PlantedCanaries:
+    """The canaries one hospital's DP-SGD carries through a run (``hospital``: its index).
+
+    Each round every canary gets a fresh coordinate (distinct within the round): the data
+    records' own gradients push some coordinates steadily one way round after round, and
+    a canary that kept its coordinate would add that drift up coherently, drowning its
+    own small push in any model that is not huge. Drawn afresh, the drift adds up like
+    noise (√rounds), the canary's push linearly (rounds). The coins (``included``) are
+    the run's; the stream that decides, step by step, which in-canaries join a batch
+    restarts every round from (seed, round), so a resumed run draws as an unbroken one
+    and no generator state needs keeping."""
+
+    hospital: int
+    included: np.ndarray  # bool, one per canary: the auditor's secret coins
+    num_parameters: int
+    magnitude: float
+    seed: int
+
+    @property
+    def count(self) -> int:
+        return len(self.included)
+
+    def of_round(self, round_: int) -> GradientCanaries:
+        """The canaries as they are in round ``round_``: their coordinates that round."""
+        rng = np.random.default_rng(
+            np.random.SeedSequence([self.seed, GRADIENT_CANARY_SEED, COORDINATES, round_]))
+        coordinates = rng.choice(self.num_parameters, size=self.count, replace=False)
+        return GradientCanaries(coordinates=coordinates.astype(np.int64),
+                                included=self.included, magnitude=self.magnitude)
+
+    def generator(self, round_: int) -> torch.Generator:
+        """Round ``round_``'s stream of who joins each step (a CPU generator)."""
+        import torch
+
+        draws = np.random.SeedSequence([self.seed, GRADIENT_CANARY_SEED, JOINING, round_])
+        return torch.Generator().manual_seed(int(draws.generate_state(1, np.uint64)[0] >> 1))
+
+
+def plant_gradient_canaries(*, hospital: int, count: int, num_parameters: int, seed: int,
+                            clip: float) -> PlantedCanaries:
+    """``count`` canaries for ``hospital``, each in with probability 1/2, of magnitude
+    10·``clip``, on the first ``num_parameters`` flat positions (fedray.models.
+    num_trainable: the parameters, not the float buffers). Deterministic in ``seed``:
+    the workers and the auditor draw the same ones."""
+    one_round = make_gradient_canaries(count=count, num_parameters=num_parameters, seed=seed,
+                                       clip=clip)
+    return PlantedCanaries(hospital=hospital, included=one_round.included,
+                           num_parameters=num_parameters, magnitude=one_round.magnitude,
+                           seed=seed)
+
+
+def score_rounds(rounds: Sequence[GradientCanaries], global_models: Sequence[np.ndarray]
                  ) -> np.ndarray:
     """Each canary's score from the global models the adversary saw, in order (the one
-    before the first round, then one after each round): the total movement of its
-    coordinate against the gradient, −Σ_t (θ_t[c_k] − θ_{t−1}[c_k]). High: in."""
-    if len(global_models) < 1:
-        raise ValueError("scoring needs at least the starting global model")
-    picked = np.stack([np.asarray(m, dtype=np.float64)[canaries.coordinates]
-                       for m in global_models])
-    return -np.diff(picked, axis=0).sum(axis=0)
+    before the first round, then one after each of ``rounds``, the canaries as they were
+    in that round): the total movement of its coordinate against the gradient,
+    −Σ_t (θ_t[c_{k,t}] − θ_{t−1}[c_{k,t}]). High: in."""
+    if len(global_models) != len(rounds) + 1:
+        raise ValueError(f"{len(rounds)} rounds need {len(rounds) + 1} global models (the "
+                         f"one before them too), not {len(global_models)}")
+    if not rounds:
+        raise ValueError("scoring needs at least one round")
+    scores = np.zeros(rounds[0].count)
+    for canaries, before, after in zip(rounds, global_models, global_models[1:]):
+        c = canaries.coordinates
+        scores -= (np.asarray(after, dtype=np.float64)[c]
+                   - np.asarray(before, dtype=np.float64)[c])
+    return scores
 
 
 def canaries_joining(canaries: GradientCanaries, *, sample_rate: float,
@@ -156,3 +237,46 @@ def append_dirac_gradients(model: nn.Module, canaries: GradientCanaries,
             existing[-1] = torch.cat([last, rows])
         else:
             p.grad_sample = torch.cat([last, rows])  # type: ignore[attr-defined]
+
+
+class GradientCanaryScores:
+    """The adversary's running scores at the aggregator (audit.gradient_canary): for every
+    canary, its coordinates' total move against the gradient in each released change of
+    the global model and, where the aggregator reads the carrying hospital's upload in
+    the clear, in that upload (the hospital's model change, whose ε DP-SGD's is). Same
+    protocol as fedray/audit/client_canary.py's ``CanaryScores``."""
+
+    def __init__(self, planted: PlantedCanaries) -> None:
+        self.planted = planted
+        self.released = np.zeros(planted.count)
+        self.uploads = np.zeros(planted.count)
+        self.rounds = 0
+        self.uploads_seen = 0
+
+    def observe_uploads(self, round_: int, updates: list[Update]) -> None:
+        """Scores the carrying hospital's upload, if the aggregator can read it."""
+        for update in updates:
+            if update.hospital == self.planted.hospital and isinstance(update.payload,
+                                                                       np.ndarray):
+                coordinates = self.planted.of_round(round_).coordinates
+                self.uploads -= np.asarray(update.payload, dtype=np.float64)[coordinates]
+                self.uploads_seen += 1
+
+    def observe_release(self, round_: int, change: np.ndarray) -> None:
+        self.released -= change[self.planted.of_round(round_).coordinates]
+        self.rounds += 1
+
+    def scores(self) -> dict[str, Any]:
+        return {"released": self.released, "uploads": self.uploads if self.uploads_seen
+                else None, "rounds": self.rounds, "uploads_seen": self.uploads_seen}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running sums (a resumed run keeps scoring where it stopped)."""
+        return {"released": self.released.copy(), "uploads": self.uploads.copy(),
+                "rounds": self.rounds, "uploads_seen": self.uploads_seen}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if state is None:  # a checkpoint of a run without gradient canaries
+            raise ValueError("the checkpoint holds no gradient canary scores to resume")
+        self.released, self.uploads = np.array(state["released"]), np.array(state["uploads"])
+        self.rounds, self.uploads_seen = int(state["rounds"]), int(state["uploads_seen"])

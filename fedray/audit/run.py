@@ -22,6 +22,7 @@ from fedray.audit.canary import (
     verdict,
 )
 from fedray.audit.client_canary import CanaryClients, client_canary_audit
+from fedray.audit.gradient_canary import PlantedCanaries, canary_count, plant_gradient_canaries
 from fedray.audit.inversion import score_reconstruction
 from fedray.audit.membership import every_round_membership, membership_attacks
 from fedray.data import HospitalData, build_hospitals
@@ -48,6 +49,18 @@ def with_canaries(config: Any, index: int, data: HospitalData, num_classes: int
         y_train=np.concatenate([data.y_train, labels[included].astype(data.y_train.dtype)]))
 
 
+def gradient_canaries_for(config: Any, *, num_parameters: int, clip: float
+                          ) -> PlantedCanaries | None:
+    """audit.gradient_canary: the Dirac canaries the target hospital's DP-SGD carries
+    (fedray/audit/gradient_canary.py); the workers and the auditor draw the same ones."""
+    audit = config.audit
+    if not audit.gradient_canary:
+        return None
+    return plant_gradient_canaries(
+        hospital=audit.target, count=canary_count(audit.gradient_canaries, num_parameters),
+        num_parameters=num_parameters, seed=config.seed, clip=clip)
+
+
 @dataclasses.dataclass(frozen=True)
 class ClientCanaryView:
     """audit.client_canary: the canary clients, the aggregator's scores of them,
@@ -58,6 +71,17 @@ class ClientCanaryView:
     scores: dict[str, Any] | None = None
     per_upload: bool = False
     epsilon: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientCanaryView:
+    """audit.gradient_canary: the planted canaries and the aggregator's scores of them."""
+
+    canaries: PlantedCanaries | None = None
+    scores: dict[str, Any] | None = None
+
+
+TARGET_UPLOAD_VIEW = "the target hospital's own upload"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +101,7 @@ class AuditScene:
     epsilon_covering: float | None
     client_canaries: ClientCanaryView = ClientCanaryView()
     global_models: tuple[np.ndarray, ...] = ()  # every round's, as model users saw them
+    gradient_canaries: GradientCanaryView = GradientCanaryView()
 
 
 def _membership(scene: AuditScene) -> dict[str, Any]:
@@ -146,9 +171,23 @@ def _client_canary(scene: AuditScene) -> dict[str, Any]:
     view = scene.client_canaries
     if view.canaries is None or view.scores is None:
         raise RuntimeError("audit.client_canary ran without canary clients")
-    return client_canary_audit(view.canaries, view.scores, claimed=view.epsilon,
+    return client_canary_audit(view.canaries.included(), view.scores, claimed=view.epsilon,
                                delta=scene.delta, confidence=scene.config.audit.confidence,
                                per_upload=view.per_upload)
+
+
+def _gradient_canary(scene: AuditScene) -> dict[str, Any]:
+    """DP-SGD's gradient canaries in the target hospital, scored by the aggregator on each
+    released change of the global model and, where it reads it, on the target's own
+    upload (the view DP-SGD's ε is about, so it decides)."""
+    config, view = scene.config, scene.gradient_canaries
+    if view.canaries is None or view.scores is None:
+        raise RuntimeError("audit.gradient_canary ran without gradient canaries")
+    result = client_canary_audit(view.canaries.included, view.scores, claimed=scene.epsilon,
+                                 delta=scene.delta, confidence=config.audit.confidence,
+                                 per_upload=True, upload_view=TARGET_UPLOAD_VIEW)
+    return {**result, "estimator": "Gaussian fit of in/out scores; one-run bound (Steinke "
+                                   "et al. 2023) beside it"}
 
 
 # audit.<name>: true runs ATTACKS[name]; the names are fedray.config.AUDIT_ATTACKS
@@ -157,6 +196,7 @@ ATTACKS: dict[str, Callable[[AuditScene], dict[str, Any]]] = {
     "canary": _canary,
     "inversion": _inversion,
     "client_canary": _client_canary,
+    "gradient_canary": _gradient_canary,
 }
 
 
@@ -164,7 +204,8 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
               inversion_view: dict[str, Any] | None, epsilon: float | None,
               delta: float | None, epsilon_covering: float | None = None,
               client_canaries: ClientCanaryView | None = None,
-              global_models: list[np.ndarray] | None = None) -> dict[str, Any]:
+              global_models: list[np.ndarray] | None = None,
+              gradient_canaries: GradientCanaryView | None = None) -> dict[str, Any]:
     """``epsilon``: the accountant's ε of the party the canaries sit in;
     ``epsilon_covering``: the ε that covers one canary record under the mode's relation
     (docs/privacy.md, "Auditing"; ``epsilon`` when None)."""
@@ -182,7 +223,8 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
 
     scene = AuditScene(config, federation, hospitals, initial, final, losses, inversion_view,
                        epsilon, delta, epsilon_covering,
-                       client_canaries or ClientCanaryView(), tuple(global_models or ()))
+                       client_canaries or ClientCanaryView(), tuple(global_models or ()),
+                       gradient_canaries or GradientCanaryView())
     result: dict[str, Any] = {"target_hospital": hospitals[audit.target].name}
     for name, attack in ATTACKS.items():
         if getattr(audit, name):

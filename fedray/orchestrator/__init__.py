@@ -19,6 +19,7 @@ import ray
 from tqdm.auto import tqdm
 
 from fedray.audit.client_canary import CanaryClients
+from fedray.audit.run import gradient_canaries_for
 from fedray.availability import draw_profile, local_steps
 from fedray.checkpoint import write_checkpoint
 from fedray.config import ConfigError, SimulationConfig
@@ -124,7 +125,9 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
             record=run.record, summary=summary, final_vector=final_vector,
             aggregator=run.workers.aggregator, run_ledger=run.run_ledger,
             canaries=prepared.canaries, per_upload=prepared.privacy.epsilon_is_per_upload,
-            global_models=[broadcast.global_vector for broadcast in ray.get(run.released)])
+            global_models=[broadcast.global_vector for broadcast in ray.get(run.released)],
+            gradient_canaries=gradient_canaries_for(
+                config, num_parameters=prepared.num_trainable, clip=prepared.privacy.clip))
     return Finished(summary, run.record.log.frame(), final_vector)
 
 

@@ -190,16 +190,19 @@ class PrivacyPlan:
         releases a noised sum whoever arrived)."""
         return arrived >= min_clients or self.releases_every_round
 
-    def local_trainer(self, model: nn.Module, *, batch_size: int, lr: float) -> Any:
+    def local_trainer(self, model: nn.Module, *, batch_size: int, lr: float,
+                      gradient_canaries: Any = None) -> Any:
         """How a worker's hospitals train: DP-SGD inside the hospital (Opacus), or
-        plain local SGD."""
+        plain local SGD. ``gradient_canaries`` (audit.gradient_canary): the Dirac canaries
+        one hospital's DP-SGD carries (fedray/audit/gradient_canary.py)."""
         from fedray.local_trainers import DPSGDTraining, PlainTraining
 
         if self.mechanism.trains_records_privately:
             from fedray.privacy.dpsgd import DPSGDTrainer
 
             return DPSGDTraining(DPSGDTrainer(model, clip=self.clip, batch_size=batch_size,
-                                              lr=lr))
+                                              lr=lr), noise_scale=self.noise_scale,
+                                 gradient_canaries=gradient_canaries)
         return PlainTraining()
 
     def ledger(self, index: int) -> PrivacyLedger:

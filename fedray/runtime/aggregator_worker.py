@@ -12,6 +12,8 @@ import numpy as np
 import ray
 
 from fedray.audit.client_canary import CanaryClients, CanaryScores, NoCanaryScores
+from fedray.audit.gradient_canary import GradientCanaryScores
+from fedray.audit.run import gradient_canaries_for
 from fedray.audit.tap import make_tap
 from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
@@ -59,6 +61,11 @@ class AggregatorWorker:
         # audit.client_canary's adversary: scores the canaries on what it sees each round
         self.canary_scores: CanaryScores | NoCanaryScores = (
             CanaryScores(canaries) if canaries is not None else NoCanaryScores())
+        # audit.gradient_canary's: the same seat, scoring the target hospital's canaries
+        planted = gradient_canaries_for(config, num_parameters=num_trainable(model),
+                                        clip=privacy.clip)
+        self.gradient_scores: GradientCanaryScores | NoCanaryScores = (
+            GradientCanaryScores(planted) if planted is not None else NoCanaryScores())
         self.server_state = strategy.init_server_state(flatten(model), num_trainable(model))
         # under encryption the decryptor's floor (never one hospital), else min_clients
         self.privacy = privacy.server_privacy(
@@ -92,6 +99,7 @@ class AggregatorWorker:
         self.tap.observe(updates, broadcast.global_vector)
         number = 0 if round_ is None else round_
         self.canary_scores.observe_uploads(number, updates)
+        self.gradient_scores.observe_uploads(number, updates)
         decode = functools.partial(self._decrypt, round_) if self.decryptors else None
         result = aggregate(updates, broadcast=broadcast, server_state=self.server_state,
                            weights=weights, layout=self.layout, codec=self.codec,
@@ -99,9 +107,10 @@ class AggregatorWorker:
         assert result.server_state is not None and result.broadcast is not None
         if result.released:
             self.tap.observe_release(broadcast.global_vector, result.broadcast.global_vector)
-            self.canary_scores.observe_release(
-                number, np.asarray(result.broadcast.global_vector, dtype=np.float64)
-                - broadcast.global_vector)
+            change = (np.asarray(result.broadcast.global_vector, dtype=np.float64)
+                      - broadcast.global_vector)
+            self.canary_scores.observe_release(number, change)
+            self.gradient_scores.observe_release(number, change)
         self.server_state = result.server_state
         report = dataclasses.replace(
             result, broadcast=None, server_state=None,
@@ -129,12 +138,18 @@ class AggregatorWorker:
         """audit.client_canary: the adversary's scores of every canary client."""
         return self.canary_scores.scores()
 
+    def gradient_canary_scores(self) -> dict[str, Any] | None:
+        """audit.gradient_canary: the adversary's scores of the target's canaries."""
+        return self.gradient_scores.scores()
+
     def state_dict(self) -> dict[str, Any]:
         return {"strategy": {k: np.array(v) for k, v in self.server_state.items()},
                 "noise": self.privacy.noise.state_dict(),
-                "canary_scores": self.canary_scores.state_dict()}
+                "canary_scores": self.canary_scores.state_dict(),
+                "gradient_canary_scores": self.gradient_scores.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.server_state = {k: np.array(v) for k, v in state["strategy"].items()}
         self.privacy.noise.load_state_dict(state["noise"])
         self.canary_scores.load_state_dict(state.get("canary_scores"))
+        self.gradient_scores.load_state_dict(state.get("gradient_canary_scores"))

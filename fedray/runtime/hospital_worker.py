@@ -10,7 +10,7 @@ import ray
 import torch
 
 from fedray.audit.client_canary import CanaryClients
-from fedray.audit.run import with_canaries
+from fedray.audit.run import gradient_canaries_for, with_canaries
 from fedray.config import SimulationConfig
 from fedray.crypto import AwaitingKeys, make_codec
 from fedray.crypto.release import model_digest, register_update
@@ -73,7 +73,10 @@ class HospitalWorker:
                                    batch_size=config.batch_size, lr=config.lr,
                                    optimizer=config.optimizer),
             local_positions=strategy.local_positions(model),
-            trainer=privacy.local_trainer(model, batch_size=config.batch_size, lr=config.lr),
+            trainer=privacy.local_trainer(
+                model, batch_size=config.batch_size, lr=config.lr,
+                gradient_canaries=gradient_canaries_for(
+                    config, num_parameters=num_trainable(model), clip=privacy.clip)),
         )
         datasets = [with_canaries(config, plan.index, data, num_classes)
                     for plan, data in zip(plans, build_hospitals(config.dataset, plans,

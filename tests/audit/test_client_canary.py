@@ -105,9 +105,9 @@ def test_the_deciding_view_is_each_upload_only_where_the_epsilon_is_about_it():
     rng = np.random.default_rng(1)
     scores = {"released": rng.standard_normal(40), "uploads": rng.standard_normal(40),
               "rounds": 3, "uploads_seen": 120}
-    local = client_canary_audit(canaries, scores, claimed=4.0, delta=DELTA, confidence=0.95,
-                                per_upload=True)
-    central = client_canary_audit(canaries, scores, claimed=4.0, delta=DELTA,
+    local = client_canary_audit(canaries.included(), scores, claimed=4.0, delta=DELTA,
+                                confidence=0.95, per_upload=True)
+    central = client_canary_audit(canaries.included(), scores, claimed=4.0, delta=DELTA,
                                   confidence=0.95, per_upload=False)
     assert local["deciding_view"] == "each canary's own upload"
     assert central["deciding_view"] == "released model changes"

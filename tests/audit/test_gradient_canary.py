@@ -15,9 +15,12 @@ from torch import nn
 from fedray.audit.gradient_canary import (
     MAGNITUDE_OVER_CLIP,
     GradientCanaries,
+    GradientCanaryScores,
     append_dirac_gradients,
     canaries_joining,
+    canary_count,
     make_gradient_canaries,
+    plant_gradient_canaries,
     score_rounds,
 )
 from fedray.models import flatten, loss_fn, num_trainable
@@ -234,7 +237,7 @@ def _audit(sigma: float, *, rounds: int = 10, steps: int = 10, n: int = 16, q: f
         _train(trainer, x, y, sigma=sigma, q=q, steps=steps, canaries=canaries,
                generators=generators)
         models.append(flatten(model))
-    return score_rounds(canaries, models), canaries
+    return score_rounds([canaries] * rounds, models), canaries
 
 
 def _t_statistic(scores: np.ndarray, included: np.ndarray) -> tuple[float, float]:
@@ -263,8 +266,12 @@ def test_scores_are_movement_against_the_gradient():
                                 magnitude=10.0)
     models = [np.array([1.0, 0.0, 1.0]), np.array([0.5, 9.0, 1.5]),
               np.array([0.25, 0.0, 1.0])]
-    np.testing.assert_allclose(score_rounds(canaries, models), [0.75, 0.0])
-    np.testing.assert_array_equal(score_rounds(canaries, models[:1]), [0.0, 0.0])
+    np.testing.assert_allclose(score_rounds([canaries] * 2, models), [0.75, 0.0])
+    moved = GradientCanaries(coordinates=np.array([1, 0]), included=canaries.included,
+                             magnitude=10.0)  # round 2's coordinates, drawn afresh
+    np.testing.assert_allclose(score_rounds([canaries, moved], models), [0.5 + 9.0, -0.5 + 0.25])
+    with pytest.raises(ValueError, match="2 rounds need 3 global models"):
+        score_rounds([canaries] * 2, models[:2])
 
 
 def test_canaries_are_deterministic_distinct_and_about_half_in():
@@ -290,3 +297,44 @@ def test_a_coordinate_beyond_the_model_is_refused():
                            magnitude=10.0)
     with pytest.raises(ValueError, match="58"):
         append_dirac_gradients(GradSampleModule(_small_model()), far, np.array([0]))
+
+
+def test_planted_canaries_move_every_round_and_keep_their_coins():
+    planted = plant_gradient_canaries(hospital=2, count=40, num_parameters=58, seed=4, clip=0.5)
+    first, again, second = planted.of_round(1), planted.of_round(1), planted.of_round(2)
+    assert np.array_equal(first.coordinates, again.coordinates)  # a resumed run's draw
+    assert not np.array_equal(first.coordinates, second.coordinates)
+    assert len(set(second.coordinates.tolist())) == 40 and second.coordinates.max() < 58
+    assert np.array_equal(first.included, second.included) and first.magnitude == 5.0
+    joins = [canaries_joining(first, sample_rate=0.5, generator=planted.generator(r))
+             for r in (1, 1, 2)]
+    assert np.array_equal(joins[0], joins[1]) and not np.array_equal(joins[0], joins[2])
+
+
+def test_the_default_count_fills_the_model_up_to_a_thousand_in_fours():
+    assert canary_count(None, 514) == 512 and canary_count(None, 5000) == 1000
+    assert canary_count(None, 14) == 12 and canary_count(200, 5000) == 200
+
+
+def test_the_aggregators_scores_read_the_targets_clear_upload_and_each_release():
+    from fedray.messages import Update
+
+    planted = plant_gradient_canaries(hospital=1, count=8, num_parameters=20, seed=0, clip=1.0)
+    scores = GradientCanaryScores(planted)
+    change = np.arange(20, dtype=np.float64)
+    coordinates = planted.of_round(3).coordinates
+    scores.observe_uploads(3, [Update(hospital=0, payload=np.ones(20), round_=3),
+                               Update(hospital=1, payload=change, round_=3),
+                               Update(hospital=1, payload=b"ciphertext", round_=3)])
+    scores.observe_release(3, 2 * change)
+    seen = scores.scores()
+    np.testing.assert_array_equal(seen["uploads"], -coordinates)
+    np.testing.assert_array_equal(seen["released"], -2 * coordinates)
+    assert seen["uploads_seen"] == 1 and seen["rounds"] == 1
+    resumed = GradientCanaryScores(planted)
+    resumed.load_state_dict(scores.state_dict())
+    assert resumed.scores()["rounds"] == 1
+    np.testing.assert_array_equal(resumed.scores()["uploads"], seen["uploads"])
+    blind = GradientCanaryScores(planted)
+    blind.observe_uploads(3, [Update(hospital=1, payload=b"ciphertext", round_=3)])
+    assert blind.scores()["uploads"] is None  # nothing read in the clear

@@ -42,8 +42,8 @@ def test_the_cli_prints_the_canary_clients_deciding_estimate_and_the_one_run_bou
     included = canaries.included()
     scores = {"released": np.where(included, 5.0, 0.0) + np.linspace(0, 0.1, 40),
               "uploads": None, "rounds": 5, "uploads_seen": 0}
-    audit = client_canary_audit(canaries, scores, claimed=4.0, delta=1e-5, confidence=0.95,
-                                per_upload=False)
+    audit = client_canary_audit(canaries.included(), scores, claimed=4.0, delta=1e-5,
+                                confidence=0.95, per_upload=False)
     lines = _audit_lines({"target_hospital": "x", "client_canary": audit})
     assert lines[1].startswith(f"  canary clients: 40 ({included.sum()} in), scored on "
                                "released model changes over 5 rounds: empirical ε ")

@@ -112,3 +112,30 @@ def test_canary_clients_under_distributed_dp_ride_the_encrypted_sum(ray_local):
     assert audit["rounds_seen"] == 5 and audit["deciding_view"] == "released model changes"
     assert audit["epsilon_empirical_lower"] <= audit["epsilon_accountant"]
     assert audit["epsilon_empirical"] > 0.5  # the canaries do show through the noise
+
+
+def _gradient_canaries(noise_scale=1.0):
+    # mlp: 514 parameters, 512 canaries on fresh coordinates each round; 10 rounds
+    return synthetic_config(
+        model=ModelConfig(name="mlp"), num_clients=2, num_rounds=10,
+        privacy=PrivacyConfig(name="dpsgd", epsilon=4.0),
+        audit=AuditConfig(gradient_canary=True, noise_scale=noise_scale))
+
+
+def test_gradient_canaries_stay_under_dpsgds_epsilon_and_catch_its_noise_removed(ray_local):
+    audit = simulate(_gradient_canaries()).summary["audit"]["gradient_canary"]
+    accountant = audit["epsilon_accountant"]
+    assert accountant == pytest.approx(4.0, abs=0.01) and audit["canaries"] == 512
+    # the aggregator reads hospital 0's upload in the clear: DP-SGD's ε is about it
+    assert audit["deciding_view"] == "the target hospital's own upload"
+    assert audit["rounds_seen"] == 10
+    assert audit["verdict"] == "not refuted"
+    assert audit["epsilon_empirical_lower"] <= accountant
+    assert audit["epsilon_empirical"] > 0.5  # the canaries show through the noise
+    # positive control: the same run with Opacus adding none of its noise
+    result = simulate(_gradient_canaries(noise_scale=0.0))
+    assert "gradient canaries: 512" in format_result(result)
+    caught = result.summary["audit"]["gradient_canary"]
+    assert caught["epsilon_accountant"] == pytest.approx(accountant)  # priced as before
+    assert caught["verdict"] == "violated"
+    assert caught["epsilon_empirical_lower"] > 1.5 * accountant  # measured 8.1 vs 4.0
