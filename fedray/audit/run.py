@@ -102,6 +102,8 @@ class AuditScene:
     client_canaries: ClientCanaryView = ClientCanaryView()
     global_models: tuple[np.ndarray, ...] = ()  # every round's, as model users saw them
     gradient_canaries: GradientCanaryView = GradientCanaryView()
+    # the target's latest upload as the aggregator read it (fedray/audit/tap.py UploadTap)
+    single_update: dict[str, Any] | None = None
 
 
 def _membership(scene: AuditScene) -> dict[str, Any]:
@@ -115,7 +117,26 @@ def _membership(scene: AuditScene) -> dict[str, Any]:
     if scene.global_models:  # a model user who saw every round, not only the last
         result["every_round"] = every_round_membership(
             members, initial, [scene.losses(m, x, y) for m in scene.global_models])
+    if scene.single_update is not None:
+        result["single_update"] = _single_update_membership(scene, scene.single_update)
     return result
+
+
+def _single_update_membership(scene: AuditScene, view: dict[str, Any]) -> dict[str, Any]:
+    """The aggregator's view of one update: the target's own model of its latest round,
+    rebuilt from an upload read in the clear, against the target's records (its
+    training records are the members, its held-out ones the rest). A ciphertext gives
+    nothing to score."""
+    scored: dict[str, Any] = {"view": view["view"], "round": view.get("round")}
+    if view.get("local_model") is None:
+        return scored
+    target = scene.hospitals[scene.config.audit.target]
+    x = np.concatenate([target.x_train, target.x_test])
+    y = np.concatenate([target.y_train, target.y_test])
+    members = np.arange(len(x)) < len(target.x_train)
+    scored.update(membership_attacks(members, scene.losses(view["local_model"], x, y),
+                                     scene.losses(scene.initial, x, y)))
+    return scored
 
 
 def _canary(scene: AuditScene) -> dict[str, Any]:
@@ -205,7 +226,8 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
               delta: float | None, epsilon_covering: float | None = None,
               client_canaries: ClientCanaryView | None = None,
               global_models: list[np.ndarray] | None = None,
-              gradient_canaries: GradientCanaryView | None = None) -> dict[str, Any]:
+              gradient_canaries: GradientCanaryView | None = None,
+              single_update: dict[str, Any] | None = None) -> dict[str, Any]:
     """``epsilon``: the accountant's ε of the party the canaries sit in;
     ``epsilon_covering``: the ε that covers one canary record under the mode's relation
     (docs/privacy.md, "Auditing"; ``epsilon`` when None)."""
@@ -224,7 +246,7 @@ def run_audit(config: Any, federation: Any, initial: np.ndarray, final: np.ndarr
     scene = AuditScene(config, federation, hospitals, initial, final, losses, inversion_view,
                        epsilon, delta, epsilon_covering,
                        client_canaries or ClientCanaryView(), tuple(global_models or ()),
-                       gradient_canaries or GradientCanaryView())
+                       gradient_canaries or GradientCanaryView(), single_update)
     result: dict[str, Any] = {"target_hospital": hospitals[audit.target].name}
     for name, attack in ATTACKS.items():
         if getattr(audit, name):

@@ -1,10 +1,12 @@
-"""audit.inversion's seat at the aggregator: what the attacker there received.
+"""audit.inversion's and audit.membership's seats at the aggregator: what the
+attacker there received.
 
 The aggregator hands every round's arrivals to its tap, and the change it released;
 the tap keeps the target hospital's first update and the global model it started from,
 and the first released change of the global model (under CKKS the decrypted sum is
 what the aggregator sees), and ``view`` runs the inversions where the attacker sits.
-Without audit.inversion the tap is a null one that keeps nothing."""
+Without audit.inversion the tap is a null one that keeps nothing. The upload tap
+keeps the target's latest upload for the membership attack on a single update."""
 
 from __future__ import annotations
 
@@ -79,9 +81,51 @@ class InversionTap:
                 "dlg_candidates": dlg, "released_candidates": released}
 
 
+class NoUploadTap:
+    """No single-update membership attack: nothing kept."""
+
+    def observe(self, updates: list[Update], global_vector: np.ndarray,
+                weights: dict[int, float], round_: int) -> None:
+        """Nothing to keep."""
+
+    def view(self) -> dict[str, Any]:
+        return {"view": "nothing received", "local_model": None}
+
+
+class UploadTap:
+    """audit.membership's seat at the aggregator: the target hospital's latest upload and
+    the global model it started from. Where the upload arrives in the clear, the
+    aggregator rebuilds the target's own model of that round (start + upload ÷ its
+    public round weight, the payload being pre-scaled by it), which a membership attack
+    then scores: what one visible update gives away."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.latest: tuple[Any, np.ndarray, float, int] | None = None
+
+    def observe(self, updates: list[Update], global_vector: np.ndarray,
+                weights: dict[int, float], round_: int) -> None:
+        mine = next((u.payload for u in updates if u.hospital == self.target), None)
+        if mine is not None and weights.get(self.target):
+            self.latest = (mine, np.asarray(global_vector), weights[self.target], round_)
+
+    def view(self) -> dict[str, Any]:
+        if self.latest is None:
+            return NoUploadTap().view()
+        payload, start, weight, round_ = self.latest
+        if not isinstance(payload, np.ndarray):
+            return {"view": "ciphertext", "local_model": None, "round": round_}
+        local = start + np.asarray(payload, dtype=np.float64)[:len(start)] / weight
+        return {"view": "plaintext", "local_model": local, "round": round_}
+
+
 def make_tap(*, inversion: bool, target: int, model: torch.nn.Module, batch_size: int,
              dlg_iterations: int, seed: int) -> NoTap | InversionTap:
     if not inversion:
         return NoTap()
     return InversionTap(target=target, model=model, batch_size=batch_size,
                         dlg_iterations=dlg_iterations, seed=seed)
+
+
+def make_upload_tap(*, membership: bool, target: int) -> NoUploadTap | UploadTap:
+    return UploadTap(target) if membership else NoUploadTap()

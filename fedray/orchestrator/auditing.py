@@ -51,6 +51,8 @@ def audit_run(config: SimulationConfig, *, federation: FederationPlan, initial: 
                       epsilon_covering=covering,
                       client_canaries=ClientCanaryView(canaries, scores, per_upload,
                                                        summary.get("epsilon")),
-                      global_models=global_models, gradient_canaries=gradient)
+                      global_models=global_models, gradient_canaries=gradient,
+                      single_update=(ray.get(aggregator.single_update_view.remote())
+                                     if config.audit.membership else None))
     audit["seconds"] = time.perf_counter() - start
     return audit

@@ -14,7 +14,7 @@ import ray
 from fedray.audit.client_canary import CanaryClients, CanaryScores, NoCanaryScores
 from fedray.audit.gradient_canary import GradientCanaryScores
 from fedray.audit.run import gradient_canaries_for
-from fedray.audit.tap import make_tap
+from fedray.audit.tap import make_tap, make_upload_tap
 from fedray.config import SimulationConfig
 from fedray.crypto import make_codec
 from fedray.crypto.ckks import round_to_grid
@@ -58,6 +58,8 @@ class AggregatorWorker:
         self.tap = make_tap(inversion=config.audit.inversion, target=config.audit.target,
                             model=model, batch_size=config.batch_size,
                             dlg_iterations=config.audit.dlg_iterations, seed=config.seed)
+        self.upload_tap = make_upload_tap(membership=config.audit.membership,
+                                          target=config.audit.target)
         # audit.client_canary's adversary: scores the canaries on what it sees each round
         self.canary_scores: CanaryScores | NoCanaryScores = (
             CanaryScores(canaries) if canaries is not None else NoCanaryScores())
@@ -98,6 +100,7 @@ class AggregatorWorker:
         received = time.perf_counter() - start
         self.tap.observe(updates, broadcast.global_vector)
         number = 0 if round_ is None else round_
+        self.upload_tap.observe(updates, broadcast.global_vector, weights, number)
         self.canary_scores.observe_uploads(number, updates)
         self.gradient_scores.observe_uploads(number, updates)
         decode = functools.partial(self._decrypt, round_) if self.decryptors else None
@@ -133,6 +136,10 @@ class AggregatorWorker:
     def inversion_view(self) -> dict[str, Any]:
         """audit.inversion, run where the attacker sits (fedray/audit/tap.py)."""
         return self.tap.view()
+
+    def single_update_view(self) -> dict[str, Any]:
+        """audit.membership: the target's latest upload as the aggregator could read it."""
+        return self.upload_tap.view()
 
     def client_canary_scores(self) -> dict[str, Any] | None:
         """audit.client_canary: the adversary's scores of every canary client."""

@@ -15,7 +15,8 @@ def _single_record_rounds(**overrides):
     return synthetic_config(**{**dict(
         num_records=200, model=ModelConfig(name="mlp", hidden=8),
         num_clients=4, num_rounds=1, local_steps=1, batch_size=1,
-        audit=AuditConfig(inversion=True, target=2, dlg_iterations=20)), **overrides})
+        audit=AuditConfig(inversion=True, membership=True, target=2, dlg_iterations=20)),
+        **overrides})
 
 
 def test_encryption_hides_the_single_update_but_not_the_sum_the_aggregator_decrypts(ray_local):
@@ -23,9 +24,12 @@ def test_encryption_hides_the_single_update_but_not_the_sum_the_aggregator_decry
     assert plain["view"] == "plaintext" and plain["records_recovered"] == 1
     assert plain["best_relative_error"] < 1e-3
     assert plain["dlg"]["candidates"] == 1  # batch_size records (its accuracy: unit tests)
-    encrypted = simulate(_single_record_rounds(
-        encryption=EncryptionConfig(name="ckks", preset="n4096"))).summary["audit"]["inversion"]
+    encrypted_audit = simulate(_single_record_rounds(
+        encryption=EncryptionConfig(name="ckks", preset="n4096"))).summary["audit"]
+    encrypted = encrypted_audit["inversion"]
     assert encrypted["view"] == "ciphertext" and "records_recovered" not in encrypted
+    # nor can the aggregator rebuild the target's own model for a membership attack
+    assert encrypted_audit["membership"]["single_update"] == {"view": "ciphertext", "round": 1}
     # ...but the released sum of four single-record updates still gives records away:
     # secure aggregation hides the updates, not what their sum reveals
     released = encrypted["released_sum"]
@@ -51,6 +55,12 @@ def test_membership_advantage_falls_with_epsilon_and_canaries_stay_below_it(ray_
     every = exposed["membership"]["every_round"]
     assert every["rounds"] == 3
     assert every["best_round_auc"] >= exposed["membership"]["calibrated"]["auc"]
+    # the aggregator reading one hospital's last update in the clear sees more than a
+    # model user: that hospital's own model (measured 0.70 vs 0.60; local ε = 1: 0.47)
+    single = exposed["membership"]["single_update"]
+    assert single["view"] == "plaintext" and single["round"] == 3
+    assert single["calibrated"]["auc"] > exposed["membership"]["calibrated"]["auc"] + 0.05
+    assert private["membership"]["single_update"]["calibrated"]["auc"] < 0.56
     assert (exposed["membership"]["calibrated"]["auc"]
             - private["membership"]["calibrated"]["auc"]) > 0.06
     # the canary audit has power (it refutes ε = 0 without DP) ...
