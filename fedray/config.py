@@ -202,6 +202,8 @@ class PrivacyConfig:
     # DP-SGD); False: seeded from ``seed``, so the guarantee assumes the seed is secret.
     secure_rng: bool = False
     colluders: int = 0  # distributed: hospitals that may pool their noise shares
+    # distributed: the Skellam mechanism's field 2^bits (fedray/privacy/skellam.py)
+    bits: int = 16
     # central, distributed: who was in a round is part of the secret; true writes the
     # diagnostics that reveal it (train losses, participant counts, bytes) anyway
     reveal_sample: bool = False
@@ -225,6 +227,9 @@ class PrivacyConfig:
         _require(isinstance(self.colluders, int) and not isinstance(self.colluders, bool)
                  and self.colluders >= 0, "colluders", self.colluders,
                  "must be an integer >= 0")
+        _require(isinstance(self.bits, int) and not isinstance(self.bits, bool)
+                 and 2 <= self.bits <= 22, "bits", self.bits,
+                 "must be an integer in [2, 22] (the field 2^bits of distributed DP's integers)")
         if self.colluders and self.name != "distributed":
             raise ConfigError("colluders", self.colluders, "only privacy=distributed splits "
                               "the noise into shares that colluders could pool; use 0")
@@ -260,6 +265,9 @@ class EncryptionConfig:
     # 1: one CKKS key (every hospital worker and the decryptor hold it); k >= 2: the key
     # exists only as k shares held by k key holders (threshold CKKS, docs/encryption.md)
     key_holders: int = 1
+    # set by the planner under privacy=distributed (privacy.bits): every update is
+    # integers modulo 2^bits, packed several to a slot and summed exactly
+    integer_field_bits: Optional[int] = None
 
     def __post_init__(self) -> None:
         from fedray.crypto.ckks import PRESETS, check_parameters
@@ -278,6 +286,10 @@ class EncryptionConfig:
         )
         if self.packing_range is not None:
             _positive_float("packing_range", self.packing_range)
+        _require(self.integer_field_bits is None
+                 or (isinstance(self.integer_field_bits, int) and 2 <= self.integer_field_bits
+                     <= 22), "integer_field_bits", self.integer_field_bits,
+                 "is set by the planner from privacy.bits (privacy=distributed); leave it null")
         _require(isinstance(self.key_holders, int) and not isinstance(self.key_holders, bool)
                  and 1 <= self.key_holders <= 8, "key_holders", self.key_holders,
                  "must be an integer in [1, 8] (1: one key; k >= 2: threshold CKKS)")

@@ -79,6 +79,28 @@ def colluders_below_min_clients(config: SimulationConfig) -> None:
         )
 
 
+def integer_sums_pack_their_own_lanes(config: SimulationConfig) -> None:
+    """Distributed DP's integers (fedray/privacy/skellam.py) travel in their own lanes."""
+    encryption = config.encryption
+    if config.privacy.name != "distributed":
+        if encryption.integer_field_bits is not None:
+            raise ConfigError("encryption.integer_field_bits", encryption.integer_field_bits,
+                              "only privacy=distributed sums integers; leave it null")
+        return
+    if config.privacy.accountant != "rdp":
+        raise ConfigError("privacy.accountant", config.privacy.accountant,
+                          "must be rdp with privacy=distributed: its Skellam mechanism is "
+                          "accounted by its own Rényi DP bound")
+    if encryption.key_holders > 1:
+        raise ConfigError("encryption.key_holders", encryption.key_holders,
+                          "must be 1 with privacy=distributed (its integers share slots; "
+                          "threshold CKKS packs one value a slot)")
+    if encryption.packing != "none":
+        raise ConfigError("encryption.packing", encryption.packing,
+                          "must be none with privacy=distributed: its updates are integers "
+                          "modulo 2^privacy.bits, packed by their own lanes")
+
+
 def central_releases_every_round(config: SimulationConfig) -> None:
     """Skipping thin rounds under central DP would leak the hidden sample."""
     if config.privacy.name == "central" and config.min_clients != 1:
@@ -226,6 +248,7 @@ CROSS_RULES: tuple[Rule, ...] = (
     distributed_needs_encryption,
     central_refuses_encryption,
     colluders_below_min_clients,
+    integer_sums_pack_their_own_lanes,
     central_releases_every_round,
     reference_runs_share_nothing,
     control_variates_refuse_client_level_dp,

@@ -1,7 +1,9 @@
 """The update's path, written once.
 
-Hospital: uploads (named vectors, concatenated) -> clip -> noise -> weight -> encode.
-Aggregator: validate -> sum -> decode -> split -> average -> server rule (with state).
+Hospital: uploads (named vectors, concatenated) -> clip -> noise -> weight -> discretise
+-> encode.
+Aggregator: validate -> sum -> decode -> restore -> noise -> split -> average -> server
+rule (with state).
 
 Privacy plugs in as steps (fedray/privacy/steps.py: the plan builds a hospital's
 ``ClientPrivacy`` and the server's ``ServerPrivacy``); encryption plugs in as the
@@ -20,7 +22,7 @@ import numpy as np
 from fedray.crypto import Codec, PlainCodec
 from fedray.messages import HospitalReport, Update  # noqa: F401 (the pipeline's messages)
 from fedray.privacy.randomness import Randomness
-from fedray.privacy.steps import ServerPrivacy, UpdateStep
+from fedray.privacy.steps import Discretize, KeepFloats, ServerPrivacy, UpdateStep
 from fedray.strategies import Strategy
 from fedray.strategies.base import State, split_uploads, upload_sizes
 
@@ -28,10 +30,12 @@ from fedray.strategies.base import State, split_uploads, upload_sizes
 @dataclass(frozen=True)
 class ClientPipeline:
     """A hospital's update path: its privacy steps in order (clip, then noise), then
-    its round weight, then the codec."""
+    its round weight, then its discretisation (distributed DP's integers with their
+    noise share; else nothing), then the codec."""
 
     steps: tuple[UpdateStep, ...] = ()
     codec: Codec = field(default_factory=PlainCodec)
+    discretize: Discretize = field(default_factory=KeepFloats)
 
     def __call__(self, delta: np.ndarray, *, weight: Any, randomness: Randomness
                  ) -> tuple[Any, float, int]:
@@ -40,7 +44,7 @@ class ClientPipeline:
         private = delta
         for step in self.steps:
             private = step(private, randomness)
-        weighted = (private * weight).astype(np.float32)
+        weighted = self.discretize((private * weight).astype(np.float32), randomness)
         start = time.perf_counter()
         payload = self.codec.encode(weighted)
         return payload, time.perf_counter() - start, self.codec.out_of_range(weighted)
@@ -174,7 +178,7 @@ def aggregate(
                      else decode(total, tuple(accepted)) if decode is not None
                      else codec.decode(total))
     decoded = time.perf_counter() - start
-    summed_update = server.noise(summed_update)
+    summed_update = server.noise(server.restore(summed_update, layout.size))
     means = layout.means(summed_update, server.denominator or weight_sum)
     strategy = layout.strategy
     new_global, new_state = strategy.server_update(broadcast.global_vector, means, server_state)

@@ -10,6 +10,7 @@ import numpy as np
 
 from fedray.config import ConfigError, SimulationConfig
 from fedray.crypto import packing_layout
+from fedray.crypto.lanes import IntegerLanes
 from fedray.crypto.packing import (
     CLIP_SHARE_OF_DELTA,
     clipped_share_bound,
@@ -56,6 +57,13 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
                           f"has {num_trainable(model)} parameters (model=mlp with a larger "
                           "model.hidden has more)")
     privacy = make_privacy_plan(config, train_sizes=sizes, model=model)
+    if privacy.skellam is not None and config.encryption.enabled:
+        # distributed DP's integers travel in lanes of their field (fedray/crypto/lanes.py)
+        config = dataclasses.replace(config, encryption=dataclasses.replace(
+            config.encryption, integer_field_bits=privacy.skellam.bits))
+        problem = IntegerLanes(privacy.skellam.bits, len(sizes)).check()
+        if problem is not None:
+            raise ConfigError("privacy.bits", config.privacy.bits, problem)
     if config.encryption.enabled and config.encryption.packing == "quantized":
         upload_size = upload_layout(build_strategy(config.strategy), model, len(sizes)).size
         config = _with_packing_range(config, federation, privacy, upload_size)

@@ -102,6 +102,10 @@ CONFIG = [
     (['audit=canary', 'strategy=pooled'], "strategy.name='pooled': is a reference run without"),
     (['audit=leak'], "audit='leak': must be one of canary, client_canary, gradient_canary, "
                     "inversion, membership, none"),
+    (['privacy=distributed', 'privacy.epsilon=4', 'encryption=ckks', 'privacy.bits=1'],
+     'privacy.bits=1: must be an integer in [2, 22]'),
+    (['privacy=distributed', 'privacy.epsilon=4', 'encryption=ckks',
+      'privacy.accountant=prv'], "privacy.accountant='prv': must be rdp with privacy=distrib"),
     (['audit=gradient_canary', 'audit.gradient_canaries=10'],
      'audit.gradient_canaries=10: must be null (as many as the model allows'),
 ]
@@ -114,6 +118,9 @@ DATA = [
      'audit.gradient_canaries=100: each canary needs its own parameter; model logreg has 14 '
      'parameters'),
     (['audit=inversion', 'audit.target=4'], 'audit.target=4: must be a hospital index < 4'),
+    (['privacy=distributed', 'privacy.epsilon=4', 'encryption=ckks', 'privacy.bits=8',
+      'model=mlp'],
+     'privacy.bits=8: with 4 hospitals in a field of 2^8 the rounding alone spends'),
 ]
 
 

@@ -38,6 +38,11 @@ def make_codec(context: tuple[bytes, str] | None, encryption: Any, num_hospitals
         joint, fingerprint = context
         return ThresholdCodec(encryption.threshold_parameters, fingerprint,
                               joint_public=joint or None)
+    if getattr(encryption, "integer_field_bits", None) is not None:  # distributed DP
+        from fedray.crypto.lanes import IntegerLanes, IntegerLanesCodec
+
+        return IntegerLanesCodec(*context, lanes=IntegerLanes(encryption.integer_field_bits,
+                                                              num_hospitals))
     if encryption.packing == "quantized":
         return PackedCKKSCodec(*context, layout=packing_layout(encryption, num_hospitals))
     return CKKSCodec(*context)

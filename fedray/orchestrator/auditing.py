@@ -3,7 +3,6 @@ party they target (the target hospital's own ledger, or the run's)."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -35,9 +34,7 @@ def audit_run(config: SimulationConfig, *, federation: FederationPlan, initial: 
     view = ray.get(aggregator.inversion_view.remote()) if config.audit.inversion else None
     covering = None
     if isinstance(run_ledger, RunLedger) and epsilon is not None:
-        ledger = run_ledger.ledger
-        covering = dataclasses.replace(ledger, noise_multiplier=ledger.noise_multiplier / 2,
-                                       budget=None).epsilon
+        covering = run_ledger.ledger.with_double_sensitivity().epsilon
     # audit.client_canary: scored by the aggregator, where the adversary sits
     scores = (ray.get(aggregator.client_canary_scores.remote()) if canaries is not None
               else None)

@@ -12,6 +12,7 @@ is tighter there. fedray keeps the defaults and silences that one warning.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from dataclasses import dataclass
@@ -111,3 +112,8 @@ class PrivacyLedger:
 
     def record(self, steps: int) -> None:
         self.steps += steps
+
+    def with_double_sensitivity(self) -> PrivacyLedger:
+        """The ledger of a neighbour twice as far (a replacement: σ/2), without a budget."""
+        return dataclasses.replace(self, noise_multiplier=self.noise_multiplier / 2,
+                                   budget=None)

@@ -37,6 +37,9 @@ class PrivacyMode:
     fixed_weights: ClassVar[bool] = False  # every participant weighs 1/(qN)
     noise_on_updates: ClassVar[bool] = False  # the updates themselves carry noise
     sample_is_secret: ClassVar[bool] = False  # who took part is part of what ε protects
+    # the hospitals' noise is integer Skellam shares on integer updates, summed exactly
+    # (fedray/privacy/skellam.py); ε from the Skellam mechanism's own RDP
+    sums_integers: ClassVar[bool] = False
 
     @property
     def enabled(self) -> bool:
@@ -103,17 +106,15 @@ class CentralDP(PrivacyMode):
 
 
 class DistributedDP(CentralDP):
-    """Everyone sends every round, each with a noise share; only the encrypted sum
-    carries the full noise; each hospital's own coin decides its content; zero-out."""
+    """Everyone sends every round, each with an integer noise share (Skellam); only the
+    encrypted integer sum carries the full noise; each hospital's own coin decides its
+    content; zero-out. Any m released shares, less the t colluders know, still carry
+    the planned variance (fedray/privacy/skellam.py)."""
 
     name = "distributed"
     adjacency = Adjacency.ZERO_OUT
     releases_every_round, self_sampling, noise_on_updates = False, True, True
-
-    def client_noise_std(self, *, sigma: float, clip: float, min_shares: int,
-                         colluders: int) -> float:
-        # any m released shares, less the t colluders know, still sum to σC
-        return sigma * clip / (min_shares - colluders) ** 0.5
+    sums_integers = True
 
     def server_noise_std(self, *, sigma: float, clip: float, fixed_weight: float) -> float:
         return 0.0

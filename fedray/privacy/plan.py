@@ -16,18 +16,25 @@ from fedray.privacy.accounting import PrivacyLedger, calibrate_noise_multiplier
 from fedray.privacy.adjacency import Adjacency
 from fedray.privacy.modes import MODES, RUN, PrivacyMode
 from fedray.privacy.randomness import make_randomness
+from fedray.privacy.skellam import SkellamPlan, SkellamPlanError, calibrate_skellam, plan_skellam
 from fedray.privacy.steps import (
     ClientPrivacy,
     ClipToNorm,
+    Discretize,
     EveryRound,
     GaussianNoise,
     HospitalLedger,
+    KeepFloats,
+    KeepSum,
     NoLedger,
     NoRunLedger,
     NoSumNoise,
     OwnCoin,
     RunLedger,
     ServerPrivacy,
+    SkellamLedger,
+    SkellamRestore,
+    SkellamShare,
     SumNoise,
     UpdateStep,
 )
@@ -63,6 +70,8 @@ class PrivacyPlan:
     # audit.noise_scale < 1: the noise added is this share of the planned noise while
     # the ledgers price all of it (the audit's positive control; never a private run)
     noise_scale: float = 1.0
+    # distributed: the Skellam mechanism (fedray/privacy/skellam.py) the hospitals run
+    skellam: SkellamPlan | None = None
 
     @property
     def mechanism(self) -> PrivacyMode:
@@ -137,8 +146,12 @@ class PrivacyPlan:
         if steps and std > 0:
             steps.append(GaussianNoise(std))
         per_hospital = self.enabled and mode.per_hospital
+        discretize: Discretize = KeepFloats()
+        if self.skellam is not None:  # its share's std scales like the Gaussian's
+            discretize = SkellamShare(self.skellam,
+                                      self.noise_scale ** 2 * self.skellam.share_variance)
         return ClientPrivacy(
-            steps=tuple(steps),
+            steps=tuple(steps), discretize=discretize,
             ledger=(HospitalLedger(self.ledger(index), self.party(index).steps_per_round)
                     if per_hospital else NoLedger()),
             participation=(OwnCoin(self.party(RUN).sample_rate) if mode.self_sampling
@@ -165,6 +178,7 @@ class PrivacyPlan:
                           else 0 if mode.releases_every_round else self.min_shares),
             norm_bound=(self.clip if not encrypted and mode.clips_updates
                         and not mode.noise_on_updates else None),
+            restore=SkellamRestore(self.skellam) if self.skellam is not None else KeepSum(),
         )
 
     def run_ledger(self) -> RunLedger | NoRunLedger:
@@ -205,10 +219,15 @@ class PrivacyPlan:
                                  gradient_canaries=gradient_canaries)
         return PlainTraining()
 
-    def ledger(self, index: int) -> PrivacyLedger:
-        """A fresh ledger for one party, under the mode's neighbouring relation."""
+    def ledger(self, index: int) -> PrivacyLedger | SkellamLedger:
+        """A fresh ledger for one party, under the mode's neighbouring relation (the
+        Skellam mechanism's own under distributed DP)."""
         party = self.party(index)
         assert self.adjacency is not None
+        if self.skellam is not None:
+            return SkellamLedger(self.skellam, noise_multiplier=party.noise_multiplier,
+                                 sample_rate=party.sample_rate, delta=self.delta,
+                                 budget=self.budget)
         return PrivacyLedger(
             noise_multiplier=party.noise_multiplier, sample_rate=party.sample_rate,
             delta=self.delta, accountant=self.accountant, budget=self.budget,
@@ -268,9 +287,15 @@ def make_privacy_plan(
         num_rounds=config.num_rounds, fraction=config.fraction_per_round,
         train_sizes=train_sizes, batch_size=config.batch_size,
         sigma_for=functools.partial(_sigma, privacy), steps_for=settings.num_steps)
-    parties = {key: PartyPlan(*value) for key, value in planned.items()}
     uniform_weight = (1.0 / (config.fraction_per_round * len(train_sizes))
                       if mechanism.fixed_weights else None)
+    skellam = None
+    if mechanism.sums_integers:
+        assert uniform_weight is not None
+        skellam = _skellam(config, summands=len(train_sizes), model=model,
+                           weighted_clip=uniform_weight * privacy.clip)
+        planned = {**planned, RUN: (skellam[1], *planned[RUN][1:])}
+    parties = {key: PartyPlan(*value) for key, value in planned.items()}
     return PrivacyPlan(
         mode=privacy.name, clip=privacy.clip, delta=privacy.delta,
         accountant=privacy.accountant, budget=privacy.epsilon, parties=parties,
@@ -278,7 +303,36 @@ def make_privacy_plan(
         min_shares=config.min_clients if mechanism.self_sampling else 1,
         colluders=privacy.colluders, secure_rng=privacy.secure_rng,
         reveal_sample=privacy.reveal_sample, noise_scale=config.audit.noise_scale,
+        skellam=None if skellam is None else skellam[0],
     )
+
+
+def _skellam(config: SimulationConfig, *, summands: int, model: nn.Module,
+             weighted_clip: float) -> tuple[SkellamPlan, float]:
+    """Distributed DP's Skellam mechanism over the upload's coordinates, on updates
+    clipped to C and weighted by the uniform 1/(qN), and its σ (the released sum's
+    noise std over the weighted clip): calibrated to privacy.epsilon by its own RDP, or
+    from privacy.noise_multiplier."""
+    from fedray.pipeline import upload_layout
+    from fedray.strategies import build_strategy
+
+    privacy = config.privacy
+    shares: dict[str, Any] = dict(
+        bits=privacy.bits, summands=summands, min_shares=config.min_clients,
+        colluders=privacy.colluders, clip=weighted_clip,
+        size=upload_layout(build_strategy(config.strategy), model, summands).size,
+        seed=config.seed)
+    try:
+        if privacy.noise_multiplier is not None:
+            plan = plan_skellam(noise_multiplier=privacy.noise_multiplier, **shares)
+        else:
+            assert privacy.epsilon is not None
+            plan = calibrate_skellam(epsilon=privacy.epsilon, delta=privacy.delta,
+                                     rounds=config.num_rounds,
+                                     sample_rate=config.fraction_per_round, **shares)
+    except SkellamPlanError as err:
+        raise ConfigError("privacy.bits", privacy.bits, str(err).split(": ", 1)[1]) from None
+    return plan, plan.variance ** 0.5 / (plan.scale * weighted_clip)
 
 
 def check_dpsgd_model(model: nn.Module) -> None:

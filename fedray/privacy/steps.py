@@ -11,6 +11,7 @@ once, in :class:`fedray.pipeline.ClientPipeline`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +20,15 @@ import numpy as np
 from fedray.privacy.accounting import PrivacyLedger
 from fedray.privacy.mechanisms import add_gaussian_noise, clip_to_norm
 from fedray.privacy.randomness import Randomness
+from fedray.privacy.skellam import (
+    SkellamPlan,
+    centre,
+    conditional_round,
+    rotate,
+    skellam_noise,
+    unrotate,
+    wrap,
+)
 
 
 class UpdateStep(Protocol):
@@ -48,6 +58,89 @@ class GaussianNoise:
                                   secure=randomness.secure)
 
 
+class KeepFloats:
+    """No discretisation: the weighted update goes to the codec as it is."""
+
+    def __call__(self, weighted: np.ndarray, randomness: Randomness) -> np.ndarray:
+        return weighted
+
+
+@dataclass(frozen=True)
+class SkellamShare:
+    """Distributed DP (fedray/privacy/skellam.py): the weighted, clipped update rotated,
+    scaled by γ, rounded conditionally to integers, plus this hospital's Skellam share
+    (variance ``share_variance``), reduced into the field 2^B: integers in [0, 2^B)."""
+
+    plan: SkellamPlan
+    share_variance: float
+
+    def __call__(self, weighted: np.ndarray, randomness: Randomness) -> np.ndarray:
+        plan, rng = self.plan, randomness.generator()
+        scaled = rotate(np.asarray(weighted, dtype=np.float64), plan.seed) * plan.scale
+        rounded = conditional_round(scaled, plan.l2, rng)
+        noised = rounded + skellam_noise(len(rounded), self.share_variance, rng)
+        return wrap(noised, plan.bits).astype(np.float64)
+
+
+Discretize = KeepFloats | SkellamShare
+
+
+class KeepSum:
+    """The decoded sum is the weighted sum already."""
+
+    def __call__(self, total: np.ndarray, size: int) -> np.ndarray:
+        return total
+
+
+@dataclass(frozen=True)
+class SkellamRestore:
+    """The server's side of :class:`SkellamShare`: the released integers modulo 2^B
+    re-centred, divided by γ and rotated back to the update's ``size`` coordinates."""
+
+    plan: SkellamPlan
+
+    def __call__(self, total: np.ndarray, size: int) -> np.ndarray:
+        plan = self.plan
+        return unrotate(centre(np.rint(total).astype(np.int64), plan.bits) / plan.scale,
+                        plan.seed, size)
+
+
+Restore = KeepSum | SkellamRestore
+
+
+@dataclass
+class SkellamLedger:
+    """The run's spending under distributed DP's Skellam mechanism: its own RDP
+    (fedray/privacy/skellam.py), amplified by the hospitals' coins (``sample_rate``),
+    composed over the rounds released. Same interface as :class:`PrivacyLedger`."""
+
+    plan: SkellamPlan
+    noise_multiplier: float  # σ: the released sum's noise std over the clip, unscaled
+    sample_rate: float
+    delta: float
+    budget: float | None = None
+    steps: int = 0
+    accountant: str = "skellam-rdp"
+
+    def epsilon_after(self, steps: int) -> float:
+        return self.plan.epsilon(rounds=steps, sample_rate=self.sample_rate, delta=self.delta)
+
+    @property
+    def epsilon(self) -> float:
+        return self.epsilon_after(self.steps)
+
+    def can_afford(self, more_steps: int) -> bool:
+        return self.budget is None or self.epsilon_after(self.steps + more_steps) <= self.budget
+
+    def record(self, steps: int) -> None:
+        self.steps += steps
+
+    def with_double_sensitivity(self) -> SkellamLedger:
+        """The ledger of a neighbour twice as far (a replacement), without a budget."""
+        plan = dataclasses.replace(self.plan, l2=2 * self.plan.l2, l1=2 * self.plan.l1)
+        return dataclasses.replace(self, plan=plan, budget=None)
+
+
 class NoLedger:
     """The ledger of a party nobody accounts for: affords everything, spends nothing."""
 
@@ -72,7 +165,7 @@ class HospitalLedger:
     """A hospital's own accountant (local DP, DP-SGD) and its planned mechanism:
     σ, sample rate and the accountant steps one round takes."""
 
-    ledger: PrivacyLedger
+    ledger: PrivacyLedger | SkellamLedger
     steps_per_round: int
 
     @property
@@ -140,6 +233,7 @@ class ClientPrivacy:
     steps: tuple[UpdateStep, ...] = ()
     ledger: Ledger = field(default_factory=NoLedger)
     participation: Participation = field(default_factory=EveryRound)
+    discretize: Discretize = field(default_factory=KeepFloats)
 
 
 class NoSumNoise:
@@ -179,12 +273,14 @@ class ServerPrivacy:
     parts' fixed divisor (central, distributed: the weights sum to 1 in expectation),
     or None for the weights that arrived. ``min_accepted``: fewer valid updates are not
     released (0: a noised sum even when nobody arrived). ``norm_bound``: the clip bound
-    a plaintext, noise-free update must keep (central DP), or None."""
+    a plaintext, noise-free update must keep (central DP), or None. ``restore``: what
+    turns the decoded sum back into the weighted sum (distributed DP's integers)."""
 
     noise: NoSumNoise | SumNoise = field(default_factory=NoSumNoise)
     denominator: float | None = None
     min_accepted: int = 1
     norm_bound: float | None = None
+    restore: Restore = field(default_factory=KeepSum)
 
     @property
     def releases_empty_rounds(self) -> bool:
@@ -220,7 +316,8 @@ class RunLedger:
     charged when the aggregator reports it released; until then it counts as possibly
     spent, and a round is started only if every round in flight could be afforded."""
 
-    def __init__(self, ledger: PrivacyLedger, *, charge_on_dispatch: bool) -> None:
+    def __init__(self, ledger: PrivacyLedger | SkellamLedger, *, charge_on_dispatch: bool
+                 ) -> None:
         self.ledger = ledger
         self.charge_on_dispatch = charge_on_dispatch
         self.in_flight = 0

@@ -7,6 +7,7 @@ from typing import Any
 from fedray.privacy.adjacency import DESCRIPTIONS
 from fedray.privacy.modes import RUN
 from fedray.privacy.plan import PrivacyPlan
+from fedray.privacy.skellam import WRAP_PROBABILITY
 
 
 def privacy_summary(privacy: PrivacyPlan, *, names: list[str], epsilon: dict[int, float],
@@ -31,7 +32,10 @@ def privacy_summary(privacy: PrivacyPlan, *, names: list[str], epsilon: dict[int
             # how far one unit moves its clipped update (2C replace-one, else C); the
             # released sum's is this times the weight (C/(qN) under central DP)
             "update_sensitivity": adjacency.sensitivity * privacy.clip,
-            "accountant": privacy.accountant,
+            "accountant": ("skellam-rdp" if privacy.skellam is not None
+                           else privacy.accountant),
+            # distributed: the Skellam mechanism on integers (fedray/privacy/skellam.py)
+            "mechanism": _mechanism(privacy),
             "epsilon_budget": privacy.budget,
             "clip": privacy.clip,
             "protects": ("each patient record" if privacy.mechanism.unit == "record"
@@ -58,3 +62,16 @@ def privacy_summary(privacy: PrivacyPlan, *, names: list[str], epsilon: dict[int
             "stopped_early": stopped_early,
         },
     }
+
+
+def _mechanism(privacy: PrivacyPlan) -> dict[str, Any]:
+    """What the noise is and what is released: Gaussian noise on floats, or distributed
+    DP's Skellam shares on integers, whose exact sum modulo 2^bits is released."""
+    skellam = privacy.skellam
+    if skellam is None:
+        return {"noise": "gaussian", "released": "floats"}
+    return {"noise": "skellam", "released": f"the integer sum modulo 2^{skellam.bits}",
+            "bits": skellam.bits, "scale": skellam.scale, "rotation_length": skellam.length,
+            "sensitivity_l2": skellam.l2, "sensitivity_l1": skellam.l1,
+            "noise_variance": skellam.variance, "share_variance": skellam.share_variance,
+            "wrap_probability_per_coordinate": WRAP_PROBABILITY}

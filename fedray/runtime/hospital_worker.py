@@ -92,7 +92,8 @@ class HospitalWorker:
             own = privacy.client_privacy(plan.index)
             self.hospitals[plan.index] = Hospital(
                 index=plan.index, data=data, seed=config.seed, device=self.device,
-                pipeline=ClientPipeline(steps=own.steps, codec=codec), privacy=own,
+                pipeline=ClientPipeline(steps=own.steps, codec=codec,
+                                         discretize=own.discretize), privacy=own,
                 secure_rng=privacy.secure_rng,
                 strategy_state=strategy.init_client_state(initial, num_trainable(model)),
                 planned_train=len(plan.train_rows),
@@ -109,7 +110,8 @@ class HospitalWorker:
                     index=i, data=HospitalData(f"canary {i}", nothing, np.zeros(0, np.int64),
                                                nothing, np.zeros(0, np.int64)),
                     seed=config.seed, device=self.device,
-                    pipeline=ClientPipeline(steps=own.steps, codec=codec), privacy=own,
+                    pipeline=ClientPipeline(steps=own.steps, codec=codec,
+                                         discretize=own.discretize), privacy=own,
                     secure_rng=privacy.secure_rng,
                     strategy_state=strategy.init_client_state(initial, num_trainable(model)))
         self.trainers = {}  # train only: not evaluated as a hospital

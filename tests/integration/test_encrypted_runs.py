@@ -39,6 +39,15 @@ def _opacus_epsilon(sigma, q, steps):
     return accountant.get_epsilon(delta=1e-5) if steps else 0.0
 
 
+def _skellam_epsilon(config, rounds):
+    """The run's ε after ``rounds`` released rounds, by its own Skellam ledger (planned
+    without Ray, as the run plans it)."""
+    from fedray.orchestrator import prepare
+    from fedray.privacy import RUN
+
+    return prepare(config).privacy.ledger(RUN).epsilon_after(rounds)
+
+
 def test_distributed_dp_every_hospital_sends_every_round_so_the_sample_stays_hidden(ray_local):
     config = _config(encryption=EncryptionConfig(name="ckks", preset="n4096"),
                      privacy=PrivacyConfig(name="distributed", epsilon=4.0,
@@ -56,8 +65,11 @@ def test_distributed_dp_every_hospital_sends_every_round_so_the_sample_stays_hid
     assert len(sampled) == 4 and sampled.min() < 4
     assert sampled.sum() == len(trained)
     assert s["privacy"]["adjacency"] == "zero_out" and 3.9 < s["epsilon"] <= 4.0
-    sigma = s["noise_multiplier"]
-    assert s["epsilon"] == pytest.approx(_opacus_epsilon(sigma, 0.5, 4), rel=1e-12)
+    assert s["privacy"]["accountant"] == "skellam-rdp"
+    assert s["privacy"]["mechanism"]["noise"] == "skellam"
+    assert s["epsilon"] == pytest.approx(_skellam_epsilon(config, 4), rel=1e-12)
+    # never below the Gaussian mechanism's ε at the same σ and coins
+    assert s["epsilon"] >= _opacus_epsilon(s["noise_multiplier"], 0.5, 4)
 
 
 def test_distributed_dp_charges_exactly_the_rounds_it_released(ray_local):
@@ -72,14 +84,17 @@ def test_distributed_dp_charges_exactly_the_rounds_it_released(ray_local):
     released = result.summary["rounds_completed"]
     offline = result.metrics.query("client == 'global' and metric == 'offline'")["value"]
     assert 0 < released < 6 and released == int((offline == 0).sum())
-    assert result.summary["epsilon"] == pytest.approx(_opacus_epsilon(1.0, 1.0, released),
+    assert result.summary["epsilon"] == pytest.approx(_skellam_epsilon(config, released),
                                                       rel=1e-12)
-    assert result.summary["epsilon"] > _opacus_epsilon(1.0, 1.0, released - 1)
+    assert result.summary["epsilon"] > _skellam_epsilon(config, released - 1)
 
 
 def test_distributed_dp_stops_before_the_budget_with_rounds_in_flight(ray_local):
     # σ given, budget worth exactly two released rounds (q = 1): round 3 must not start
-    budget = _opacus_epsilon(1.0, 1.0, 2)
+    unlimited = _config(encryption=EncryptionConfig(name="ckks", preset="n4096"),
+                        privacy=PrivacyConfig(name="distributed", noise_multiplier=1.0),
+                        min_clients=4, num_rounds=4)
+    budget = _skellam_epsilon(unlimited, 2)
     config = _config(encryption=EncryptionConfig(name="ckks", preset="n4096"),
                      privacy=PrivacyConfig(name="distributed", noise_multiplier=1.0,
                                            epsilon=budget),

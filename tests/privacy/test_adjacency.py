@@ -1,6 +1,9 @@
 """Each mode's ε is the ε a reviewer computes with Google's dp-accounting (PLD) for the
 neighbouring relation fedray states: replace-one (local), add/remove (central, DP-SGD),
-zero-out (distributed, dp-accounting's REPLACE_SPECIAL); with and without sampling."""
+zero-out (distributed, dp-accounting's REPLACE_SPECIAL); with and without sampling.
+Distributed DP's Skellam mechanism has no dp-accounting event: its ε is checked against
+the Gaussian it tends to (never below it) here, and against the exact Rényi divergence
+in tests/privacy/test_skellam.py."""
 
 import dp_accounting
 import pytest
@@ -49,7 +52,10 @@ CASES = [  # mode, party, fraction, expected relation
 ]
 
 
-@pytest.mark.parametrize("mode, party, fraction, relation", CASES)
+GAUSSIAN = [case for case in CASES if case[0] != "distributed"]
+
+
+@pytest.mark.parametrize("mode, party, fraction, relation", GAUSSIAN)
 def test_reported_epsilon_is_dp_accountings_for_the_stated_relation(mode, party, fraction,
                                                                     relation):
     plan = _plan(mode, sigma=1.3, fraction=fraction, batch_size=10, local_steps=3)
@@ -70,7 +76,10 @@ def test_rdp_epsilon_is_a_valid_upper_bound_for_the_stated_relation(mode, party,
     steps = 12 * plan.party(party).steps_per_round
     ledger.record(steps)
     theirs = _pld_epsilon(1.3, ledger.sample_rate, steps, relation)
-    assert theirs * 0.999 <= ledger.epsilon <= theirs * 1.25
+    # distributed's Skellam: its own coins amplify it only by Zhu and Wang's general
+    # bound for Poisson subsampling (measured 12.13 against the Gaussian's 7.83 at q = 0.5)
+    loose = 1.6 if mode == "distributed" and fraction < 1 else 1.25
+    assert theirs * 0.999 <= ledger.epsilon <= theirs * loose
 
 
 @pytest.mark.parametrize("mode, party, fraction, relation", CASES[:-1])  # DP-SGD: test_plan

@@ -5,16 +5,21 @@ difference of two released sums approximately its update. Secure aggregation can
 stop this; distributed DP is what protects it: the same attack then recovers noise at
 the accountant's σ."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from fedray.config import EncryptionConfig, ModelConfig, PrivacyConfig, SimulationConfig
 from fedray.crypto import CKKSCodec
 from fedray.crypto.ckks import PRESETS, new_key_set
+from fedray.crypto.lanes import IntegerLanes, IntegerLanesCodec
 from fedray.crypto.release import VerifiedDecryption, hospital_key, model_digest, register_update
 from fedray.models import build_model
 from fedray.pipeline import ClientPipeline, Update
 from fedray.privacy import make_privacy_plan, make_randomness
+from fedray.privacy.skellam import plan_skellam
+from fedray.privacy.steps import SkellamRestore
 
 SIZE, HOSPITALS, MASTER = 2000, 3, b"m" * 32
 
@@ -28,10 +33,14 @@ def _full_batch_update(model: np.ndarray, hospital: int) -> np.ndarray:
     return -0.5 * x.T @ (x @ model - y) / 40
 
 
-def _released_sums(pipelines, seed):
+def _released_sums(pipelines, seed, *, weight=1.0, lanes=None):
     keys = new_key_set(PRESETS["n4096"])
-    hospital = CKKSCodec(keys.secret_context, keys.fingerprint)
-    aggregator = CKKSCodec(keys.public_context, keys.fingerprint)
+    if lanes is None:
+        hospital = CKKSCodec(keys.secret_context, keys.fingerprint)
+        aggregator = CKKSCodec(keys.public_context, keys.fingerprint)
+    else:  # distributed DP's integers
+        hospital = IntegerLanesCodec(keys.secret_context, keys.fingerprint, lanes)
+        aggregator = IntegerLanesCodec(keys.public_context, keys.fingerprint, lanes)
     decryptor = VerifiedDecryption(codec=hospital, master_key=MASTER, min_shares=2,
                                    rounding_bits=20)
     model = np.random.default_rng(seed).normal(size=SIZE)
@@ -42,7 +51,7 @@ def _released_sums(pipelines, seed):
         for h in present:
             stream = make_randomness(secure=False,
                                      seed=np.random.SeedSequence([seed, round_, h]))
-            payload, _, _ = pipelines[h](_full_batch_update(broadcast, h), weight=1.0,
+            payload, _, _ = pipelines[h](_full_batch_update(broadcast, h), weight=weight,
                                         randomness=stream)
             updates.append(Update(h, hospital.encode(payload), round_))
         digest = model_digest(broadcast, {})
@@ -68,13 +77,26 @@ def test_under_distributed_dp_the_difference_is_noise_at_the_accountants_sigma()
                               encryption=EncryptionConfig(name="ckks"), min_clients=2)
     model = build_model(ModelConfig(), num_features=13, num_classes=2)
     plan = make_privacy_plan(config, train_sizes=[50] * HOSPITALS, model=model)
-    pipelines = [ClientPipeline(steps=plan.client_privacy(h).steps) for h in range(HOSPITALS)]
-    share = plan.client_noise_std(0)  # σC/√(min_shares − colluders)
-    assert share == pytest.approx(plan.party(-1).noise_multiplier * 1.0 / np.sqrt(2))
-    sums, target = _released_sums(pipelines, seed=1)
-    recovered = (sums[0] - sums[1])[:SIZE]
-    error = recovered - target / max(1.0, np.linalg.norm(target))  # (clipped to C = 1)
-    # five noise shares (three in round 1, two in round 2): std √5 · share
-    assert np.std(error) == pytest.approx(np.sqrt(5) * share, rel=0.1)
-    cosine = recovered @ target / (np.linalg.norm(recovered) * np.linalg.norm(target))
+    # the plan is the model's; the attack's updates are SIZE long: the same mechanism
+    # (σ, bits, shares) over SIZE coordinates
+    skellam = plan_skellam(bits=plan.skellam.bits, summands=HOSPITALS, min_shares=2,
+                           colluders=0, clip=plan.uniform_weight * plan.clip, size=SIZE,
+                           noise_multiplier=plan.party(-1).noise_multiplier, seed=0)
+    shares = [dataclasses.replace(plan.client_privacy(h).discretize, plan=skellam,
+                                  share_variance=skellam.share_variance)
+              for h in range(HOSPITALS)]
+    share = shares[0].share_variance
+    assert share == pytest.approx(skellam.variance / 2)  # any 2 shares: the full noise
+    pipelines = [ClientPipeline(steps=plan.client_privacy(h).steps, discretize=shares[h])
+                 for h in range(HOSPITALS)]
+    lanes = IntegerLanes(skellam.bits, HOSPITALS)
+    sums, target = _released_sums(pipelines, seed=1, weight=plan.uniform_weight, lanes=lanes)
+    restore = SkellamRestore(skellam)
+    recovered = restore(sums[0], SIZE) - restore(sums[1], SIZE)
+    weighted = plan.uniform_weight * target / max(1.0, np.linalg.norm(target))  # clipped
+    error = recovered - weighted
+    # five integer noise shares (three in round 1, two in round 2), back in update units
+    noise_std = np.sqrt(5 * share) / skellam.scale
+    assert np.std(error) == pytest.approx(noise_std, rel=0.1)
+    cosine = recovered @ weighted / (np.linalg.norm(recovered) * np.linalg.norm(weighted))
     assert abs(cosine) < 0.2  # what is left of the update is buried in the noise
