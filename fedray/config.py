@@ -260,7 +260,7 @@ class EncryptionConfig:
     packing: str = "none"  # "quantized": two values per slot, 16 B/param (docs/encryption.md)
     quantization_bits: int = 15
     # quantized: values are clipped to ±range before rounding; None derives the range
-    # from the DP noise scale (local, distributed), else 1.0 (docs/encryption.md)
+    # from the DP noise scale (local), else 1.0 (docs/encryption.md)
     packing_range: Optional[float] = None
     # 1: one CKKS key (every hospital worker and the decryptor hold it); k >= 2: the key
     # exists only as k shares held by k key holders (threshold CKKS, docs/encryption.md)

@@ -22,8 +22,9 @@ from fedray.crypto.ckks import CKKSCodec, EncryptedVector
 PACKING_SCALE_BITS = 20
 # Under DP, a clipped value changes the mechanism: the range is chosen so that the
 # chance that any value of the whole run is clipped stays below δ/100, and a hand-set
-# range that allows more is refused. (Under distributed DP the rounded shares' sum is
-# not post-processing of the Gaussian sum: docs/encryption.md, issue #21.)
+# range that allows more is refused. (Distributed DP does not use it: the rounded
+# shares' sum would not be post-processing of the Gaussian sum. It sums integers in
+# its own lanes: fedray/crypto/lanes.py.)
 CLIP_SHARE_OF_DELTA = 0.01
 LANE_CAPACITY_BITS = 39  # 60-bit data prime, scale 2^20: integers < 2^39 stay exact
 LANES = 2

@@ -265,7 +265,9 @@ def make_privacy_plan(
             per round, a noised sum released every round.
     distributed one accountant for the run, zero-out: every hospital sends every round,
             the real update with probability q (its own coin) and a zero one otherwise,
-            each with a noise share N(0, σ²C²/(m − t)), m = min_clients, t = colluders.
+            its update rotated, scaled and rounded to integers with an integer Skellam
+            noise share of variance v/(m − t), m = min_clients, t = colluders, modulo
+            2^bits (fedray/privacy/skellam.py); the run's ε is the Skellam RDP's.
     dpsgd   one accountant per hospital, add/remove one record: q = batch_size / its
             records (Poisson batches), its local steps per round, σ for all num_rounds.
     """

@@ -168,8 +168,21 @@ def test_integer_lanes_sum_exactly_under_ckks_with_margin(bits, hospitals):
     assert np.array_equal(codec.decode(sealed), vectors.sum(axis=0) % (1 << bits))
 
 
-def test_a_lane_too_wide_for_a_slot_is_refused():
+def test_a_lane_too_wide_for_a_slot_is_refused_and_lanes_follow_the_hospitals():
     assert "lower privacy.bits" in IntegerLanes(22, 1 << 20).check()
+    assert IntegerLanes(16, 4).lanes == 2 and IntegerLanes(16, 20).lanes == 1
+    assert IntegerLanes(12, 20).lanes == 2 and IntegerLanes(8, 20).lanes == 3
+
+
+def test_the_scale_puts_the_worst_case_sum_at_k_stddevs_of_the_field():
+    from fedray.privacy.skellam import K_STDDEVS, scale_for_bits
+
+    assert K_STDDEVS == pytest.approx(3.89, abs=0.005)  # a 1e-4 two-sided Gaussian tail
+    n, clip, length, noise = 20, 0.05, 1024, 0.3
+    gamma = scale_for_bits(bits=16, summands=n, clip=clip, length=length, noise_std=noise)
+    spread = math.sqrt(n ** 2 * gamma ** 2 * clip ** 2 / length + n / 4
+                       + gamma ** 2 * noise ** 2)
+    assert K_STDDEVS * spread == pytest.approx(2 ** 15)
 
 
 def test_hospitals_integers_restore_to_the_weighted_sum():
