@@ -177,7 +177,7 @@ def test_a_lane_too_wide_for_a_slot_is_refused_and_lanes_follow_the_hospitals():
 def test_the_scale_puts_the_worst_case_sum_at_k_stddevs_of_the_field():
     from fedray.privacy.skellam import K_STDDEVS, scale_for_bits
 
-    assert K_STDDEVS == pytest.approx(3.89, abs=0.005)  # a 1e-4 two-sided Gaussian tail
+    assert pytest.approx(3.89, abs=0.005) == K_STDDEVS  # a 1e-4 two-sided Gaussian tail
     n, clip, length, noise = 20, 0.05, 1024, 0.3
     gamma = scale_for_bits(bits=16, summands=n, clip=clip, length=length, noise_std=noise)
     spread = math.sqrt(n ** 2 * gamma ** 2 * clip ** 2 / length + n / 4
