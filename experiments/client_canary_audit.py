@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--canaries", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("docs/results/client_canary_audit"))
     args = parser.parse_args()
-    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     size = dict(rounds=args.rounds, canaries=args.canaries)
     rows = [row("no DP (ε = ∞)", config_for("none", None, **size))]
     for mode in ("central", "local", "distributed", "dpsgd"):

@@ -166,17 +166,41 @@ class NoCanaryScores:
         """Nothing to restore."""
 
 
-class CanaryScores:
+class RunningScores:
+    """The adversary's running sums at the aggregator, one per canary: over the released
+    changes of the global model and over the uploads it reads in the clear. Subclasses
+    say how a canary scores (``observe_uploads``, ``observe_release``)."""
+
+    def __init__(self, count: int) -> None:
+        self.released = np.zeros(count)
+        self.uploads = np.zeros(count)
+        self.rounds = 0
+        self.uploads_seen = 0
+
+    def scores(self) -> dict[str, Any]:
+        return {"released": self.released, "uploads": self.uploads if self.uploads_seen
+                else None, "rounds": self.rounds, "uploads_seen": self.uploads_seen}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running sums (a resumed run keeps scoring where it stopped)."""
+        return {"released": self.released.copy(), "uploads": self.uploads.copy(),
+                "rounds": self.rounds, "uploads_seen": self.uploads_seen}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if state is None:  # a checkpoint of a run without these canaries
+            raise ValueError("the checkpoint holds no canary scores to resume")
+        self.released, self.uploads = np.array(state["released"]), np.array(state["uploads"])
+        self.rounds, self.uploads_seen = int(state["rounds"]), int(state["uploads_seen"])
+
+
+class CanaryScores(RunningScores):
     """The adversary's running scores at the aggregator: for every canary, the sum over
     released rounds of its cosine with the released change of the global model and,
     where the aggregator sees each upload in the clear, with its own upload."""
 
     def __init__(self, canaries: CanaryClients) -> None:
+        super().__init__(canaries.count)
         self.canaries = canaries
-        self.released = np.zeros(canaries.count)
-        self.uploads = np.zeros(canaries.count)
-        self.rounds = 0
-        self.uploads_seen = 0
         self._drawn: tuple[int, np.ndarray] | None = None  # (round, its directions)
 
     def _directions(self, round_: int) -> np.ndarray:
@@ -198,21 +222,6 @@ class CanaryScores:
     def observe_release(self, round_: int, change: np.ndarray) -> None:
         self.released += cosines(self._directions(round_), change[:self.canaries.dimension])
         self.rounds += 1
-
-    def scores(self) -> dict[str, Any]:
-        return {"released": self.released, "uploads": self.uploads if self.uploads_seen
-                else None, "rounds": self.rounds, "uploads_seen": self.uploads_seen}
-
-    def state_dict(self) -> dict[str, Any]:
-        """The running sums (a resumed run keeps scoring where it stopped)."""
-        return {"released": self.released.copy(), "uploads": self.uploads.copy(),
-                "rounds": self.rounds, "uploads_seen": self.uploads_seen}
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if state is None:  # a checkpoint of a run without canary clients
-            raise ValueError("the checkpoint holds no canary scores to resume")
-        self.released, self.uploads = np.array(state["released"]), np.array(state["uploads"])
-        self.rounds, self.uploads_seen = int(state["rounds"]), int(state["uploads_seen"])
 
 
 UPLOAD_VIEW = "each canary's own upload"

@@ -40,10 +40,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedray.audit.client_canary import RunningScores
 from fedray.messages import Update
 
 if TYPE_CHECKING:
@@ -239,19 +240,15 @@ def append_dirac_gradients(model: nn.Module, canaries: GradientCanaries,
             p.grad_sample = torch.cat([last, rows])  # type: ignore[attr-defined]
 
 
-class GradientCanaryScores:
+class GradientCanaryScores(RunningScores):
     """The adversary's running scores at the aggregator (audit.gradient_canary): for every
     canary, its coordinates' total move against the gradient in each released change of
     the global model and, where the aggregator reads the carrying hospital's upload in
-    the clear, in that upload (the hospital's model change, whose ε DP-SGD's is). Same
-    protocol as fedray/audit/client_canary.py's ``CanaryScores``."""
+    the clear, in that upload (the hospital's model change, whose ε DP-SGD's is)."""
 
     def __init__(self, planted: PlantedCanaries) -> None:
+        super().__init__(planted.count)
         self.planted = planted
-        self.released = np.zeros(planted.count)
-        self.uploads = np.zeros(planted.count)
-        self.rounds = 0
-        self.uploads_seen = 0
 
     def observe_uploads(self, round_: int, updates: list[Update]) -> None:
         """Scores the carrying hospital's upload, if the aggregator can read it."""
@@ -265,18 +262,3 @@ class GradientCanaryScores:
     def observe_release(self, round_: int, change: np.ndarray) -> None:
         self.released -= change[self.planted.of_round(round_).coordinates]
         self.rounds += 1
-
-    def scores(self) -> dict[str, Any]:
-        return {"released": self.released, "uploads": self.uploads if self.uploads_seen
-                else None, "rounds": self.rounds, "uploads_seen": self.uploads_seen}
-
-    def state_dict(self) -> dict[str, Any]:
-        """The running sums (a resumed run keeps scoring where it stopped)."""
-        return {"released": self.released.copy(), "uploads": self.uploads.copy(),
-                "rounds": self.rounds, "uploads_seen": self.uploads_seen}
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if state is None:  # a checkpoint of a run without gradient canaries
-            raise ValueError("the checkpoint holds no gradient canary scores to resume")
-        self.released, self.uploads = np.array(state["released"]), np.array(state["uploads"])
-        self.rounds, self.uploads_seen = int(state["rounds"]), int(state["uploads_seen"])

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fedray.crypto.ckks import CKKSCodec
-from fedray.crypto.packing import LANE_CAPACITY_BITS, PACKING_SCALE_BITS, PackedVector
+from fedray.crypto.packing import LANE_CAPACITY_BITS, PACKING_SCALE_BITS, PackedSums, PackedVector
 from fedray.privacy.skellam import padded_length
 
 
@@ -65,7 +65,7 @@ class IntegerLanes:
         return np.stack(lanes, axis=1).reshape(-1)[:size]
 
 
-class IntegerLanesCodec:
+class IntegerLanesCodec(PackedSums):
     """The CKKS codec over integer lanes (privacy=distributed)."""
 
     name = "ckks-integer-lanes"
@@ -95,15 +95,6 @@ class IntegerLanesCodec:
                     f"{length} x 1")
         return self.inner.validate(payload.inner, -(-length // self.layout.lanes))
 
-    def add(self, total: Any, payload: PackedVector) -> Any:
-        """Running sum: (loaded ciphertext parts, hospitals summed, values)."""
-        parts, count, _ = total if total is not None else (None, 0, payload.size)
-        return self.inner.add(parts, payload.inner), count + 1, payload.size
-
-    def seal(self, total: Any) -> PackedVector:
-        parts, count, size = total
-        return PackedVector(self.inner.seal(parts), size, count)
-
     def decode(self, payload: Any) -> np.ndarray:
         """The lanes' sums modulo 2^B (as floats): all a release may show."""
         sealed = payload if isinstance(payload, PackedVector) else self.seal(payload)
@@ -112,6 +103,3 @@ class IntegerLanesCodec:
                              f"{self.layout.max_summands}")
         sums = self.layout.unpack(self.inner.decode(sealed.inner), sealed.size)
         return np.mod(sums, 1 << self.layout.bits).astype(np.float64)
-
-    def nbytes(self, payload: PackedVector) -> int:
-        return payload.nbytes

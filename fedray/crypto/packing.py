@@ -125,7 +125,26 @@ class PackedVector:
         return self.inner.nbytes
 
 
-class PackedCKKSCodec:
+class PackedSums:
+    """What packed codecs share: a running sum of packed ciphertexts that counts the
+    vectors in it, sealed into one :class:`PackedVector`."""
+
+    inner: CKKSCodec
+
+    def add(self, total: Any, payload: PackedVector) -> Any:
+        """Running sum: (loaded ciphertext parts, hospitals summed, values)."""
+        parts, count, _ = total if total is not None else (None, 0, payload.size)
+        return self.inner.add(parts, payload.inner), count + 1, payload.size
+
+    def seal(self, total: Any) -> PackedVector:
+        parts, count, size = total
+        return PackedVector(self.inner.seal(parts), size, count)
+
+    def nbytes(self, payload: PackedVector) -> int:
+        return payload.nbytes
+
+
+class PackedCKKSCodec(PackedSums):
     """The CKKS codec over quantised, two-per-slot packed values."""
 
     name = "ckks-packed"
@@ -151,19 +170,7 @@ class PackedCKKSCodec:
             return f"packed vector of {payload.size} values x {payload.count}, expected {size} x 1"
         return self.inner.validate(payload.inner, -(-size // LANES))
 
-    def add(self, total: Any, payload: PackedVector) -> Any:
-        """Running sum: (loaded ciphertext parts, hospitals summed, values)."""
-        parts, count, _ = total if total is not None else (None, 0, payload.size)
-        return self.inner.add(parts, payload.inner), count + 1, payload.size
-
-    def seal(self, total: Any) -> PackedVector:
-        parts, count, size = total
-        return PackedVector(self.inner.seal(parts), size, count)
-
     def decode(self, payload: Any) -> np.ndarray:
         sealed = payload if isinstance(payload, PackedVector) else self.seal(payload)
         slots = self.inner.decode(sealed.inner)
         return dequantize_sum(unpack(slots, sealed.size, self.layout), sealed.count, self.layout)
-
-    def nbytes(self, payload: PackedVector) -> int:
-        return payload.nbytes
