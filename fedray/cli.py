@@ -94,6 +94,12 @@ def format_result(result: Result) -> str:
             lines.append(f"  {item['client']} stopped at round {item['round']}: budget spent")
         if p["stopped_early"]:
             lines.append(f"  {p['stopped_early']}")
+        mechanism = p.get("mechanism") or {}
+        if mechanism.get("noise") == "skellam" and mechanism.get("wrap_rate") is not None:
+            lines.append(f"  integers modulo 2^{mechanism['bits']}: {mechanism['wrapped_total']} "
+                         f"coordinates wrapped over {len(mechanism['wrapped_rounds'])} rounds "
+                         f"(rate {mechanism['wrap_rate']:.2g}; "
+                         f"{mechanism['wrap_probability_per_coordinate']:g} planned)")
         if p.get("noise_scale_for_audit_control", 1.0) < 1:
             lines.append(f"  audit control: only {p['noise_scale_for_audit_control']:g} of the "
                          "noise was added; the ε above is NOT enforced")

@@ -91,10 +91,6 @@ def integer_sums_pack_their_own_lanes(config: SimulationConfig) -> None:
         raise ConfigError("privacy.accountant", config.privacy.accountant,
                           "must be rdp with privacy=distributed: its Skellam mechanism is "
                           "accounted by its own Rényi DP bound")
-    if encryption.key_holders > 1:
-        raise ConfigError("encryption.key_holders", encryption.key_holders,
-                          "must be 1 with privacy=distributed (its integers share slots; "
-                          "threshold CKKS packs one value a slot)")
     if encryption.packing != "none":
         raise ConfigError("encryption.packing", encryption.packing,
                           "must be none with privacy=distributed: its updates are integers "

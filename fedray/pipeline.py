@@ -178,7 +178,7 @@ def aggregate(
                      else decode(total, tuple(accepted)) if decode is not None
                      else codec.decode(total))
     decoded = time.perf_counter() - start
-    summed_update = server.noise(server.restore(summed_update, layout.size))
+    summed_update = server.noise(server.restore(summed_update, layout.size, len(accepted)))
     means = layout.means(summed_update, server.denominator or weight_sum)
     strategy = layout.strategy
     new_global, new_state = strategy.server_update(broadcast.global_vector, means, server_state)

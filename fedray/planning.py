@@ -61,7 +61,7 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
         # distributed DP's integers travel in lanes of their field (fedray/crypto/lanes.py)
         config = dataclasses.replace(config, encryption=dataclasses.replace(
             config.encryption, integer_field_bits=privacy.skellam.bits))
-        problem = IntegerLanes(privacy.skellam.bits, len(sizes)).check()
+        problem = _integer_room(config, privacy.skellam.bits, len(sizes))
         if problem is not None:
             raise ConfigError("privacy.bits", config.privacy.bits, problem)
     if config.encryption.enabled and config.encryption.packing == "quantized":
@@ -72,6 +72,19 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
             raise ConfigError("encryption.quantization_bits",
                               config.encryption.quantization_bits, problem)
     return config, federation, privacy
+
+
+def _integer_room(config: SimulationConfig, bits: int, summands: int) -> str | None:
+    """Whether the sum of ``summands`` integers below 2^bits fits the encryption: lanes
+    of one key's slots, or one value a slot below threshold CKKS's value bound."""
+    if config.encryption.key_holders == 1:
+        return IntegerLanes(bits, summands).check()
+    bound = config.encryption.threshold_parameters.value_bound
+    if summands * 2 ** bits >= bound:
+        return (f"the sum of {summands} hospitals' integers below 2^{bits} reaches "
+                f"{summands * 2 ** bits}, beyond the {bound:g} threshold preset "
+                f"{config.encryption.preset} holds: use encryption.preset=n8192")
+    return None
 
 
 def client_sizes(config: SimulationConfig, federation: FederationPlan) -> list[int]:

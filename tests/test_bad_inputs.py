@@ -118,6 +118,9 @@ DATA = [
      'audit.gradient_canaries=100: each canary needs its own parameter; model logreg has 14 '
      'parameters'),
     (['audit=inversion', 'audit.target=4'], 'audit.target=4: must be a hospital index < 4'),
+    (['privacy=distributed', 'privacy.epsilon=4', 'encryption=ckks', 'min_clients=4',
+      'encryption.key_holders=2', 'encryption.preset=n4096'],
+     'privacy.bits=16: the sum of 4 hospitals\' integers below 2^16 reaches 262144, beyond'),
     (['privacy=distributed', 'privacy.epsilon=4', 'encryption=ckks', 'privacy.bits=8',
       'model=mlp'],
      'privacy.bits=8: with 4 hospitals in a field of 2^8 the rounding alone spends'),

@@ -33,11 +33,12 @@ def make_codec(context: tuple[bytes, str] | None, encryption: Any, num_hospitals
     if context is None:
         return PlainCodec()
     if getattr(encryption, "threshold", False):  # the joint public key (hospitals) or none
-        from fedray.crypto.threshold_codec import ThresholdCodec
+        from fedray.crypto.threshold_codec import IntegerThresholdCodec, ThresholdCodec
 
         joint, fingerprint = context
-        return ThresholdCodec(encryption.threshold_parameters, fingerprint,
-                              joint_public=joint or None)
+        kind = (IntegerThresholdCodec if getattr(encryption, "integer_field_bits", None)
+                is not None else ThresholdCodec)
+        return kind(encryption.threshold_parameters, fingerprint, joint_public=joint or None)
     if getattr(encryption, "integer_field_bits", None) is not None:  # distributed DP
         from fedray.crypto.lanes import IntegerLanes, IntegerLanesCodec
 

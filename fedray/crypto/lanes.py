@@ -8,7 +8,8 @@ scale 2^20 (fedray/crypto/packing.py's reasoning: integers below 2^39 survive a 
 exactly, the CKKS error ~0.003 of an integer unit rounded away), L = ⌊39 / W⌋ lanes fit.
 Decoding reads each lane's exact integer sum and reduces it modulo 2^B: what the
 decryptor releases is (Σ hospitals' integers) mod 2^B and nothing finer, a function of
-the Skellam mechanism's integer sum.
+the Skellam mechanism's integer sum; beside it, the decryptor counts the coordinates
+whose sum wrapped around the field, a diagnostic for the researcher only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ import numpy as np
 
 from fedray.crypto.ckks import CKKSCodec
 from fedray.crypto.packing import LANE_CAPACITY_BITS, PACKING_SCALE_BITS, PackedSums, PackedVector
-from fedray.privacy.skellam import padded_length
+
+
+def rotated_length(size: int) -> int:
+    """How many integers an update of ``size`` values becomes: the Hadamard rotation's
+    next power of two (fedray/privacy/skellam.py ``padded_length``; kept here so that
+    crypto never imports privacy)."""
+    return 1 << max(0, math.ceil(math.log2(max(size, 1))))
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ class IntegerLanesCodec(PackedSums):
         """``size``: the update's coordinates; the integers are its rotation, padded."""
         if not isinstance(payload, PackedVector):
             return f"payload is {type(payload).__name__}, expected a packed encrypted vector"
-        length = padded_length(size)
+        length = rotated_length(size)
         if payload.size != length or payload.count != 1:
             return (f"integer vector of {payload.size} values x {payload.count}, expected "
                     f"{length} x 1")
@@ -97,9 +104,22 @@ class IntegerLanesCodec(PackedSums):
 
     def decode(self, payload: Any) -> np.ndarray:
         """The lanes' sums modulo 2^B (as floats): all a release may show."""
+        return self.decode_counting(payload)[0]
+
+    def decode_counting(self, payload: Any) -> tuple[np.ndarray, int]:
+        """The release, and how many of its coordinates wrapped around the field. Each
+        hospital sends its centred integers offset by 2^(B−1) (fedray/privacy/steps.py
+        SkellamShare), so a lane's exact sum less n·2^(B−1) is the integers' true sum S;
+        (S + n·2^(B−1)) mod 2^B is released (the server takes the offsets off), and S
+        outside [−2^(B−1), 2^(B−1)) is a wrap. The count is a function of S, the Skellam
+        mechanism's output, unless a hospital's own value left the field (far rarer
+        than the sum's: its spread is the sum's over √n)."""
         sealed = payload if isinstance(payload, PackedVector) else self.seal(payload)
         if sealed.count > self.layout.max_summands:
             raise ValueError(f"a sum of {sealed.count} vectors overflows lanes made for "
                              f"{self.layout.max_summands}")
+        half = 1 << (self.layout.bits - 1)
         sums = self.layout.unpack(self.inner.decode(sealed.inner), sealed.size)
-        return np.mod(sums, 1 << self.layout.bits).astype(np.float64)
+        true_sum = sums - sealed.count * half
+        wrapped = int(np.count_nonzero((true_sum < -half) | (true_sum >= half)))
+        return np.mod(sums, 1 << self.layout.bits).astype(np.float64), wrapped

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from fedray.crypto.ckks import CKKSCodec, EncryptedVector, round_to_grid
+from fedray.crypto.lanes import IntegerLanesCodec
 from fedray.crypto.packing import PackedVector
 from fedray.messages import Update
 
@@ -131,6 +132,9 @@ class VerifiedDecryption:
         self._registered: dict[tuple[int, int], tuple[bytes, bytes]] = {}
         self._models_released: set[bytes] = set()  # models of the rounds decrypted
         self._closed: dict[int, list[Any]] = {}  # round -> the updates that arrived in time
+        # distributed DP: round -> coordinates of the released sum that wrapped around
+        # the field (a diagnostic the driver reads; the aggregator never gets it)
+        self.wrapped: dict[int, int] = {}
 
     def close_round(self, round_: int, arrived: list[Any]) -> None:
         """The driver's word: ``arrived`` are the round's updates that came in time."""
@@ -189,6 +193,9 @@ class VerifiedDecryption:
         self._closed = {r: v for r, v in self._closed.items() if r > round_}
         if isinstance(self.codec, CKKSCodec):
             return round_to_grid(self.codec.decode(mine), self.rounding_bits)
+        if isinstance(self.codec, IntegerLanesCodec):  # distributed DP: count the wraps
+            released, self.wrapped[round_] = self.codec.decode_counting(mine)
+            return released
         return self.codec.decode(mine)  # packed: slots are rounded to integers already
 
     def _chosen(self, round_: Any, contributors: Any

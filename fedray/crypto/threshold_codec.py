@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fedray.crypto.ckks import EncryptedVector, shape_problem
+from fedray.crypto.lanes import rotated_length
 from fedray.crypto.threshold import SecretShare, ThresholdParameters, encrypt, partial_decrypt
 from fedray.crypto.threshold import add as add_ciphertexts
 from fedray.crypto.threshold import combine as combine_partials
@@ -82,3 +83,12 @@ class ThresholdCodec:
 
     def nbytes(self, payload: EncryptedVector) -> int:
         return payload.nbytes
+
+
+class IntegerThresholdCodec(ThresholdCodec):
+    """Threshold CKKS over distributed DP's integers (one a slot, below the preset's
+    value bound): an update of ``size`` values arrives as its rotation's
+    power-of-two length (fedray/crypto/lanes.py ``rotated_length``)."""
+
+    def validate(self, payload: Any, size: int) -> str | None:
+        return super().validate(payload, rotated_length(size))

@@ -33,6 +33,7 @@ from fedray.outputs.record import RunRecord, build_summary
 from fedray.pipeline import RoundBroadcast
 from fedray.planning import client_sizes, plan
 from fedray.privacy import PrivacyPlan, make_randomness
+from fedray.privacy.summary import wrap_report
 from fedray.runtime.pool import POOL, actor_count
 from fedray.runtime.workers import Hosting, assign_hospitals, make_actors, spread_canaries
 from fedray.strategies import build_strategy
@@ -119,6 +120,9 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
     summary["model_sha256"] = hashlib.sha256(
         np.ascontiguousarray(final_vector).tobytes()).hexdigest()
     summary["resumed_from_round"] = None if resume is None else resume["round"]
+    if prepared.privacy.skellam is not None:  # the decryptor's count, driver's eyes only
+        summary["privacy"]["mechanism"].update(wrap_report(
+            run.workers.key_side.wrapped(), prepared.privacy.skellam.length))
     if config.audit.enabled:
         summary["audit"] = audit_run(
             config, federation=prepared.federation, initial=prepared.initial,

@@ -69,7 +69,10 @@ class KeepFloats:
 class SkellamShare:
     """Distributed DP (fedray/privacy/skellam.py): the weighted, clipped update rotated,
     scaled by γ, rounded conditionally to integers, plus this hospital's Skellam share
-    (variance ``share_variance``), reduced into the field 2^B: integers in [0, 2^B)."""
+    (variance ``share_variance``), offset by 2^(B−1) and reduced into the field 2^B:
+    integers in [0, 2^B). The offset makes a value its centred representative shifted,
+    so the lanes' sum of n hospitals less n·2^(B−1) is the exact integer sum unless one
+    hospital's own value left the field (fedray/crypto/lanes.py counts the sum's wraps)."""
 
     plan: SkellamPlan
     share_variance: float
@@ -79,7 +82,7 @@ class SkellamShare:
         scaled = rotate(np.asarray(weighted, dtype=np.float64), plan.seed) * plan.scale
         rounded = conditional_round(scaled, plan.l2, rng)
         noised = rounded + skellam_noise(len(rounded), self.share_variance, rng)
-        return wrap(noised, plan.bits).astype(np.float64)
+        return wrap(noised + (1 << (plan.bits - 1)), plan.bits).astype(np.float64)
 
 
 Discretize = KeepFloats | SkellamShare
@@ -88,21 +91,22 @@ Discretize = KeepFloats | SkellamShare
 class KeepSum:
     """The decoded sum is the weighted sum already."""
 
-    def __call__(self, total: np.ndarray, size: int) -> np.ndarray:
+    def __call__(self, total: np.ndarray, size: int, summands: int) -> np.ndarray:
         return total
 
 
 @dataclass(frozen=True)
 class SkellamRestore:
-    """The server's side of :class:`SkellamShare`: the released integers modulo 2^B
-    re-centred, divided by γ and rotated back to the update's ``size`` coordinates."""
+    """The server's side of :class:`SkellamShare`: the released integers (modulo 2^B,
+    or whole under threshold CKKS) less the ``summands`` hospitals' offsets of 2^(B−1),
+    re-centred into the field, divided by γ and rotated back to ``size`` coordinates."""
 
     plan: SkellamPlan
 
-    def __call__(self, total: np.ndarray, size: int) -> np.ndarray:
+    def __call__(self, total: np.ndarray, size: int, summands: int) -> np.ndarray:
         plan = self.plan
-        return unrotate(centre(np.rint(total).astype(np.int64), plan.bits) / plan.scale,
-                        plan.seed, size)
+        integers = np.rint(total).astype(np.int64) - summands * (1 << (plan.bits - 1))
+        return unrotate(centre(integers, plan.bits) / plan.scale, plan.seed, size)
 
 
 Restore = KeepSum | SkellamRestore

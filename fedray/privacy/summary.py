@@ -75,3 +75,14 @@ def _mechanism(privacy: PrivacyPlan) -> dict[str, Any]:
             "sensitivity_l2": skellam.l2, "sensitivity_l1": skellam.l1,
             "noise_variance": skellam.variance, "share_variance": skellam.share_variance,
             "wrap_probability_per_coordinate": WRAP_PROBABILITY}
+
+
+def wrap_report(wrapped: dict[int, int], length: int) -> dict[str, Any]:
+    """Distributed DP's wrap-around, counted by the decryptor per released round over
+    ``length`` coordinates (fedray/crypto/lanes.py): per round, in total, and the rate
+    against the 1e-4 per coordinate the field's scale is set for."""
+    rounds = sorted(wrapped)
+    total = sum(wrapped.values())
+    return {"wrapped_per_round": [wrapped[r] for r in rounds],
+            "wrapped_rounds": rounds, "wrapped_total": total,
+            "wrap_rate": total / (len(rounds) * length) if rounds else None}

@@ -258,6 +258,12 @@ class Decryptor:
         rounded sum, or (a key holder) its partial decryption of it."""
         return self._ready().decrypt(round_, contributors, claimed)
 
+    def wrapped(self, token: bytes) -> dict[int, int]:
+        """Distributed DP's wrap-around counts per decrypted round, for the driver only
+        (its token): a diagnostic of the field's size, never sent to the aggregator."""
+        _check(token, self._controller, "reading the wrap-around counts")
+        return dict(self._verified.wrapped) if self._verified is not None else {}
+
     def _ready(self) -> VerifiedDecryption:
         if self._verified is None:
             raise PermissionError("the key authority has not provisioned the decryptor")

@@ -32,12 +32,19 @@ class KeySide:
     def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
         return [d.close_round.remote(self.token, round_, batches) for d in self.decryptors]
 
+    def wrapped(self) -> dict[int, int]:
+        """Distributed DP: coordinates wrapped around the field, per decrypted round."""
+        return ray.get(self.decryptors[0].wrapped.remote(self.token))
+
 
 class NoKeySide:
     """No encryption: no decryptor to tell."""
 
     def close_round(self, round_: int, batches: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
         return []
+
+    def wrapped(self) -> dict[int, int]:
+        return {}
 
 
 @dataclass(frozen=True)

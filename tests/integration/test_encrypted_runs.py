@@ -5,6 +5,7 @@ import pytest
 from opacus.accountants import RDPAccountant
 
 from fedray import ModelConfig, PartitionConfig, simulate
+from fedray.cli import format_result
 from fedray.config import AvailabilityConfig, EncryptionConfig, PrivacyConfig
 from tests.conftest import synthetic_config
 
@@ -66,7 +67,12 @@ def test_distributed_dp_every_hospital_sends_every_round_so_the_sample_stays_hid
     assert sampled.sum() == len(trained)
     assert s["privacy"]["adjacency"] == "zero_out" and 3.9 < s["epsilon"] <= 4.0
     assert s["privacy"]["accountant"] == "skellam-rdp"
-    assert s["privacy"]["mechanism"]["noise"] == "skellam"
+    mechanism = s["privacy"]["mechanism"]
+    assert mechanism["noise"] == "skellam"
+    # the decryptor counted each released sum's wrap-arounds for the driver
+    assert mechanism["wrapped_rounds"] == [1, 2, 3, 4]
+    assert len(mechanism["wrapped_per_round"]) == 4 and mechanism["wrap_rate"] < 0.01
+    assert "integers modulo 2^16: " in format_result(result)
     assert s["epsilon"] == pytest.approx(_skellam_epsilon(config, 4), rel=1e-12)
     # never below the Gaussian mechanism's ε at the same σ and coins
     assert s["epsilon"] >= _opacus_epsilon(s["noise_multiplier"], 0.5, 4)

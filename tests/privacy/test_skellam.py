@@ -123,6 +123,9 @@ def test_the_rotation_is_orthonormal_and_undone():
     vector = np.random.default_rng(0).normal(size=300)
     rotated = rotate(vector, seed=3)
     assert len(rotated) == padded_length(300) == 512
+    from fedray.crypto.lanes import rotated_length
+
+    assert all(rotated_length(n) == padded_length(n) for n in (1, 2, 3, 514, 1024, 1025))
     assert np.linalg.norm(rotated) == pytest.approx(np.linalg.norm(vector))
     np.testing.assert_allclose(unrotate(rotated, seed=3, size=300), vector, atol=1e-12)
     spike = np.zeros(300)
@@ -165,7 +168,13 @@ def test_integer_lanes_sum_exactly_under_ckks_with_margin(bits, hospitals):
     slots = codec.inner.decode(sealed.inner)
     # the margin: every slot decrypts within 0.05 of an integer (rounding needs < 0.5)
     assert np.abs(slots - np.rint(slots)).max() < 0.05
-    assert np.array_equal(codec.decode(sealed), vectors.sum(axis=0) % (1 << bits))
+    # the hospitals' values carry an offset of 2^(B−1) each (SkellamShare): the release
+    # is their centred sum modulo 2^B, and a sum outside the field counts as a wrap
+    half = 1 << (bits - 1)
+    released, wrapped = codec.decode_counting(sealed)
+    true_sum = vectors.sum(axis=0) - hospitals * half
+    assert np.array_equal(released, vectors.sum(axis=0) % (1 << bits))
+    assert wrapped == np.count_nonzero((true_sum < -half) | (true_sum >= half))
 
 
 def test_a_lane_too_wide_for_a_slot_is_refused_and_lanes_follow_the_hospitals():
@@ -203,11 +212,12 @@ def test_hospitals_integers_restore_to_the_weighted_sum():
         integers = SkellamShare(plan, plan.share_variance)(u, Stream())
         assert integers.min() >= 0 and integers.max() < 1 << 16
         total += integers
-    restored = SkellamRestore(plan)(total, size)
+    restored = SkellamRestore(plan)(total, size, hospitals)  # takes the offsets off
     error = restored - np.sum(updates, axis=0)
     # the noise: std σC = 0.5 per coordinate (rounding adds ~√(3/12)/γ)
     assert np.std(error) == pytest.approx(0.5, rel=0.1)
     quiet = SkellamShare(plan, 0.0)
     total = sum(quiet(u, Stream()) for u in updates)
-    assert np.abs(SkellamRestore(plan)(total, size) - np.sum(updates, axis=0)).max() \
+    assert np.abs(SkellamRestore(plan)(total, size, hospitals)
+                  - np.sum(updates, axis=0)).max() \
         < 4 * hospitals / plan.scale  # without noise: rounding alone

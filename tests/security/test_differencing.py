@@ -92,7 +92,7 @@ def test_under_distributed_dp_the_difference_is_noise_at_the_accountants_sigma()
     lanes = IntegerLanes(skellam.bits, HOSPITALS)
     sums, target = _released_sums(pipelines, seed=1, weight=plan.uniform_weight, lanes=lanes)
     restore = SkellamRestore(skellam)
-    recovered = restore(sums[0], SIZE) - restore(sums[1], SIZE)
+    recovered = restore(sums[0], SIZE, 3) - restore(sums[1], SIZE, 2)
     weighted = plan.uniform_weight * target / max(1.0, np.linalg.norm(target))  # clipped
     error = recovered - weighted
     # five integer noise shares (three in round 1, two in round 2), back in update units
