@@ -56,6 +56,9 @@ class ClientRound:
 class Strategy(ABC):
     name: str = "base"
     uploads: tuple[Upload, ...] = MODEL_UPLOAD
+    # its local step has a form over parameters stacked across hospitals
+    # (fedray/batched.py): plain SGD plus ``stacked_terms``
+    trains_stacked: bool = False
 
     @property
     def traits(self) -> StrategyTraits:
@@ -84,6 +87,12 @@ class Strategy(ABC):
         """Data-independent terms added to each step's gradient (FedProx's proximal
         pull, SCAFFOLD's correction). Added after DP-SGD's clip and noise: they touch
         no record, so they are post-processing and cost no privacy."""
+        return None
+
+    def stacked_terms(self, params: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor] | None:
+        """:meth:`gradient_terms` for parameters stacked over hospitals (first axis),
+        each pulled towards its row of ``anchors`` (the round's global model)."""
         return None
 
     def client_uploads(self, delta: np.ndarray, round_: ClientRound, *, steps: int, lr: float,

@@ -10,6 +10,7 @@ from fedray.strategies.base import State, Strategy
 
 class FedAvg(Strategy):
     name = "fedavg"
+    trains_stacked = True
 
     def __init__(self, *, server_lr: float = 1.0) -> None:
         self.server_lr = server_lr

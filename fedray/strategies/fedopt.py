@@ -32,6 +32,7 @@ def second_moment(rule: str, v: np.ndarray, delta: np.ndarray, beta2: float) -> 
 
 class FedOpt(Strategy):
     rule = "adam"
+    trains_stacked = True  # the adaptive rule is the server's; hospitals run plain SGD
 
     def __init__(self, *, server_lr: float, beta1: float, beta2: float, tau: float) -> None:
         self.server_lr, self.beta1, self.beta2, self.tau = server_lr, beta1, beta2, tau

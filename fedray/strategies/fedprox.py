@@ -25,3 +25,7 @@ class FedProx(FedAvg):
     def gradient_terms(self, params: list[torch.Tensor], round_: ClientRound
                        ) -> list[torch.Tensor] | None:
         return proximal_gradient(params, round_.global_params, self.mu)
+
+    def stacked_terms(self, params: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor] | None:
+        return {name: self.mu * (p.detach() - anchors[name]) for name, p in params.items()}

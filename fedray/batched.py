@@ -1,0 +1,122 @@
+"""Hospitals trained together: one round of local SGD for many hospitals in stacked
+tensors (issue #22's batched path; the per-hospital loop in fedray/training.py stays
+the reference).
+
+Each hospital keeps its own parameters (a slice of every stacked tensor), its own
+batch order (its own generator, drawn exactly as ``training.batch_indices`` draws it)
+and its own step count; ragged sizes are padded and masked. One vmapped
+``grad_and_value`` of the model's functional form (``torch.func.functional_call``)
+gives every hospital's gradient of its own mean batch loss in one call, so a step
+costs one batched matrix product per layer instead of one Python loop iteration per
+hospital. A hospital past its last step, or with nothing in its batch, does not move.
+
+What can run here (``batched_unsupported`` says why not): SGD, no BatchNorm (a batch
+statistic couples a hospital's records in a way the padding would change), a strategy
+whose data-independent gradient terms have a stacked form (``Strategy.stacked_terms``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedray.models import loss_fn
+from fedray.strategies.base import Strategy
+from fedray.training import LocalTraining, batch_indices
+
+
+def batched_unsupported(model: nn.Module, settings: LocalTraining, strategy: Strategy
+                        ) -> str | None:
+    """Why this model, optimiser and strategy cannot be trained batched, or None."""
+    if settings.optimizer != "sgd":
+        return f"optimizer {settings.optimizer!r} keeps per-hospital state (sgd only)"
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return "BatchNorm couples a batch's records"
+    if not strategy.trains_stacked:
+        return f"strategy {strategy.name!r} has no stacked form of its local step"
+    return None
+
+
+def _batch_plan(sizes: Sequence[int], steps: Sequence[int], batch_size: int,
+                generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every hospital's batches for the round, as ``training.batch_indices`` draws them
+    from its generator: indices (H, T, B) and a mask of the real ones."""
+    rounds = max(steps, default=0)
+    index = torch.zeros((len(sizes), rounds, batch_size), dtype=torch.long)
+    mask = torch.zeros((len(sizes), rounds, batch_size), dtype=torch.bool)
+    for h, (size, count, generator) in enumerate(zip(sizes, steps, generators)):
+        for t, batch in enumerate(batch_indices(size, batch_size=batch_size, num_steps=count,
+                                                generator=generator)):
+            index[h, t, :len(batch)] = batch
+            mask[h, t, :len(batch)] = True
+    return index, mask
+
+
+def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                  starts: np.ndarray, *, settings: LocalTraining,
+                  generators: Sequence[torch.Generator], strategy: Strategy,
+                  anchors: np.ndarray | None = None,
+                  planned: Sequence[int | None] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """One round of local SGD for every hospital in ``data`` ((x, y) each), from its row
+    of ``starts`` (hospitals × the model's trainable values, in ``model.parameters()``
+    order), drawing its batches from its generator (advanced as the per-hospital loop
+    would). ``anchors``: the rows the strategy's terms pull towards (FedProx: the
+    round's global model; default ``starts``). ``planned``: each hospital's planned
+    record count, which sets its step count (``training.train_local``'s rule).
+    Returns the trained rows, each hospital's mean training loss and its steps."""
+    from torch.func import functional_call, grad_and_value, vmap
+
+    if (reason := batched_unsupported(model, settings, strategy)) is not None:
+        raise ValueError(f"cannot train batched: {reason}")
+    hospitals = len(data)
+    shapes = [(name, p.shape, p.numel()) for name, p in model.named_parameters()]
+    rows = torch.as_tensor(np.asarray(starts), dtype=torch.float32)
+
+    def stacked(matrix: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, offset = {}, 0
+        for name, shape, size in shapes:
+            out[name] = matrix[:, offset:offset + size].reshape(hospitals, *shape).clone()
+            offset += size
+        return out
+
+    params = stacked(rows)
+    anchor = stacked(rows if anchors is None
+                     else torch.as_tensor(np.asarray(anchors), dtype=torch.float32))
+    sizes = [len(y) for _, y in data]
+    counts = [settings.num_steps((planned[h] if planned else None) or sizes[h])
+              for h in range(hospitals)]
+    index, mask = _batch_plan(sizes, counts, settings.batch_size, generators)
+    width = max(sizes)
+    x_all = torch.zeros((hospitals, width, data[0][0].shape[1]), dtype=data[0][0].dtype)
+    y_all = torch.zeros((hospitals, width), dtype=data[0][1].dtype)
+    for h, (x, y) in enumerate(data):
+        x_all[h, :len(y)], y_all[h, :len(y)] = x, y
+
+    def batch_loss(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                   real: torch.Tensor) -> torch.Tensor:
+        per_record = loss_fn(functional_call(model, p, (x,)), y, reduction="none")
+        return (per_record * real).sum() / real.sum().clamp(min=1.0)
+
+    step = vmap(grad_and_value(batch_loss))
+    who = torch.arange(hospitals)[:, None]
+    losses = torch.zeros(hospitals, dtype=torch.float64)
+    model.train()
+    for t in range(index.shape[1]):
+        picked, real = index[:, t], mask[:, t]
+        grads, loss = step(params, x_all[who, picked], y_all[who, picked],
+                           real.to(x_all.dtype))
+        moving = real.any(dim=1)
+        terms = strategy.stacked_terms(params, anchor)
+        with torch.no_grad():
+            for name, _, _ in shapes:
+                update = grads[name] if terms is None else grads[name] + terms[name]
+                scale = (settings.lr * moving).to(update.dtype)
+                params[name] -= scale.view(-1, *[1] * (update.dim() - 1)) * update
+        losses += torch.where(moving, loss.detach().double(), 0.0)
+    trained = torch.cat([params[name].reshape(hospitals, -1) for name, _, _ in shapes], dim=1)
+    mean_loss = losses.numpy() / np.maximum(np.asarray(counts), 1)
+    return trained.numpy(), mean_loss, counts

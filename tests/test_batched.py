@@ -1,0 +1,95 @@
+"""Hospitals trained together (fedray/batched.py) against the per-hospital reference
+loop (fedray/training.py: train_local), without Ray: same seeds, same batch order,
+uneven hospital sizes, the same per-hospital models."""
+
+import numpy as np
+import pytest
+import torch
+
+from fedray.batched import batched_unsupported, train_batched
+from fedray.config import ModelConfig
+from fedray.models import build_model, flatten, load_flat, num_trainable
+from fedray.strategies import ClientRound, FedAvg, build_strategy
+from fedray.strategies.scaffold import Scaffold
+from fedray.training import LocalTraining, train_local
+
+SIZES = (5, 17, 40)  # uneven: short last batches, different step counts
+SETTINGS = LocalTraining(epochs=2, batch_size=4, lr=0.1)
+
+
+def _data(features=13, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(n, features, generator=g), torch.randint(0, 2, (n,), generator=g))
+            for n in SIZES]
+
+
+def _strategy(name):
+    from fedray.config import StrategyConfig
+
+    return build_strategy(StrategyConfig(name=name, mu=0.5))
+
+
+def _reference(model, data, start, strategy, seeds):
+    rows, losses = [], []
+    for (x, y), seed in zip(data, seeds):
+        load_flat(model, start)
+        params = [p.detach().clone() for p in model.parameters()]
+        loss = train_local(model, x, y, settings=SETTINGS,
+                           generator=torch.Generator().manual_seed(seed), strategy=strategy,
+                           round_=ClientRound(params, {}, {}))
+        rows.append(flatten(model)[:num_trainable(model)])
+        losses.append(loss)
+    return np.stack(rows), np.array(losses)
+
+
+@pytest.mark.parametrize("model_name", ["logreg", "mlp"])
+@pytest.mark.parametrize("strategy_name", ["fedavg", "fedprox", "fedadam", "fedyogi",
+                                           "fedadagrad"])
+def test_batched_training_gives_each_hospital_its_own_model(model_name, strategy_name):
+    torch.manual_seed(3)
+    model = build_model(ModelConfig(name=model_name), num_features=13, num_classes=2)
+    start = flatten(model)
+    strategy, data, seeds = _strategy(strategy_name), _data(), (11, 12, 13)
+    expected, expected_loss = _reference(model, data, start, strategy, seeds)
+    starts = np.tile(start[:num_trainable(model)], (len(SIZES), 1))
+    trained, losses, steps = train_batched(
+        model, data, starts, settings=SETTINGS, strategy=strategy,
+        generators=[torch.Generator().manual_seed(s) for s in seeds])
+    assert steps == [SETTINGS.num_steps(n) for n in SIZES] == [4, 10, 20]
+    assert np.abs(trained - expected).max() <= 1e-5
+    np.testing.assert_allclose(losses, expected_loss, atol=1e-5)
+    assert np.abs(trained - starts).max() > 1e-2  # they did train
+
+
+def test_each_hospital_starts_from_its_own_row_and_generators_advance_as_the_loop_does():
+    model = build_model(ModelConfig(name="mlp", hidden=8), num_features=13, num_classes=2)
+    data, seeds = _data(seed=1), (5, 6, 7)
+    rng = np.random.default_rng(0)
+    starts = rng.normal(scale=0.1, size=(len(SIZES), num_trainable(model))).astype(np.float32)
+    looped, batched = [], [torch.Generator().manual_seed(s) for s in seeds]
+    expected = []
+    for (x, y), seed, row in zip(data, seeds, starts):
+        load_flat(model, row)
+        generator = torch.Generator().manual_seed(seed)
+        train_local(model, x, y, settings=SETTINGS, generator=generator, strategy=FedAvg())
+        expected.append(flatten(model))
+        looped.append(generator)
+    trained, _, _ = train_batched(model, data, starts, settings=SETTINGS, strategy=FedAvg(),
+                                  generators=batched)
+    assert np.abs(trained - np.stack(expected)).max() <= 1e-5
+    for a, b in zip(looped, batched):  # the next round's batches are the loop's too
+        assert torch.equal(torch.randperm(40, generator=a), torch.randperm(40, generator=b))
+
+
+def test_what_cannot_run_batched_says_why():
+    mlp = build_model(ModelConfig(name="mlp"), num_features=13, num_classes=2)
+    norm = build_model(ModelConfig(name="mlp", batchnorm=True), num_features=13, num_classes=2)
+    adam = LocalTraining(optimizer="adam")
+    assert batched_unsupported(mlp, SETTINGS, FedAvg()) is None
+    assert "sgd only" in batched_unsupported(mlp, adam, FedAvg())
+    assert "BatchNorm" in batched_unsupported(norm, SETTINGS, FedAvg())
+    scaffold = Scaffold(server_lr=1.0)
+    assert "no stacked form" in batched_unsupported(mlp, SETTINGS, scaffold)
+    with pytest.raises(ValueError, match="cannot train batched"):
+        train_batched(mlp, _data(), np.zeros((3, num_trainable(mlp))), settings=adam,
+                      strategy=FedAvg(), generators=[torch.Generator()] * 3)
