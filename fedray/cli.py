@@ -45,7 +45,7 @@ def register_schemas() -> None:
     store.store(name="fedray_schema", node=hydra_schema(SimulationConfig))
     for group, cls in SECTIONS.items():
         # at the root: no `dataset=schema`
-        if group not in ("ray", "availability", "faults", "audit"):
+        if group not in ("ray", "availability", "faults", "training", "audit"):
             store.store(name=f"schema_{group}", node=hydra_schema(cls))
 
 

@@ -377,6 +377,29 @@ class FaultsConfig:
                  self.kill_actor, "must be an integer >= 0 (a hospital worker's number)")
 
 
+BATCHED_CHOICES = ("auto", "true", "false")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a hospital worker trains the hospitals it hosts (fedray/batched.py):
+    ``batched=auto`` trains them together in stacked tensors when the model, optimiser,
+    strategy and privacy mode allow it and one by one otherwise; ``true`` insists
+    (refused before Ray with the reason when it cannot); ``false`` keeps the
+    per-hospital loop."""
+
+    batched: str = "auto"
+
+    def __post_init__(self) -> None:
+        _require(str(self.batched).lower() in BATCHED_CHOICES, "batched", self.batched,
+                 "must be auto, true or false")
+
+    @property
+    def choice(self) -> str:
+        """auto, true or false (a YAML boolean arrives as True/False)."""
+        return str(self.batched).lower()
+
+
 @dataclass(frozen=True)
 class RayConfig:
     """Where the simulation runs. ``address=None`` always starts a fresh local Ray."""
@@ -487,6 +510,7 @@ class SimulationConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     num_rounds: int = 20
     num_clients: int = 4  # for partitions that choose the count (not 'natural')
@@ -549,6 +573,7 @@ SECTIONS: dict[str, type] = {
     "ray": RayConfig,
     "availability": AvailabilityConfig,
     "faults": FaultsConfig,
+    "training": TrainingConfig,
     "audit": AuditConfig,
 }
 

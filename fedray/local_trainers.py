@@ -105,6 +105,22 @@ class CanaryTraining:
         return 0.0, 1
 
 
+class TrainedTogether:
+    """A hospital whose round was trained with the others of its worker in stacked
+    tensors (fedray/batched.py): its trained values, mean loss and steps are loaded
+    into the round's model as if its own loop had just run; its ledger (local DP) is
+    charged one round, as :class:`PlainTraining` charges it."""
+
+    def __init__(self, trained: np.ndarray, loss: float, steps: int) -> None:
+        self.trained, self.loss, self.steps = trained, loss, steps
+
+    def train(self, hospital: Hospital, setup: RoundSetup, round_: ClientRound
+              ) -> tuple[float, int]:
+        load_flat(setup.model, self.trained)
+        hospital.privacy.ledger.charge_round()
+        return self.loss, self.steps
+
+
 def _os_seed(randomness: Randomness) -> int:
     seed = randomness.torch_seed()
     if seed is None:
@@ -112,4 +128,4 @@ def _os_seed(randomness: Randomness) -> int:
     return seed
 
 
-LocalTrainer = PlainTraining | DPSGDTraining | CanaryTraining
+LocalTrainer = PlainTraining | DPSGDTraining | CanaryTraining | TrainedTogether

@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 
+from fedray.batched import batched_choice
 from fedray.config import ConfigError, SimulationConfig
 from fedray.crypto import packing_layout
 from fedray.crypto.lanes import IntegerLanes
@@ -57,6 +58,11 @@ def plan(config: SimulationConfig) -> tuple[SimulationConfig, FederationPlan, Pr
                           f"has {num_trainable(model)} parameters (model=mlp with a larger "
                           "model.hidden has more)")
     privacy = make_privacy_plan(config, train_sizes=sizes, model=model)
+    batched, why_not = batched_choice(config, model,
+                                      clips_each_record=privacy.clips_each_record)
+    if config.training.choice == "true" and not batched:
+        raise ConfigError("training.batched", config.training.batched,
+                          f"cannot train these hospitals together: {why_not}")
     if privacy.skellam is not None and config.encryption.enabled:
         # distributed DP's integers travel in lanes of their field (fedray/crypto/lanes.py)
         config = dataclasses.replace(config, encryption=dataclasses.replace(

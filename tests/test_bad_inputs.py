@@ -106,6 +106,7 @@ CONFIG = [
      'privacy.bits=1: must be an integer in [2, 22]'),
     (['privacy=distributed', 'privacy.epsilon=4', 'encryption=ckks',
       'privacy.accountant=prv'], "privacy.accountant='prv': must be rdp with privacy=distrib"),
+    (['training.batched=maybe'], "training.batched='maybe': must be auto, true or false"),
     (['audit=gradient_canary', 'audit.gradient_canaries=10'],
      'audit.gradient_canaries=10: must be null (as many as the model allows'),
 ]
@@ -118,6 +119,8 @@ DATA = [
      'audit.gradient_canaries=100: each canary needs its own parameter; model logreg has 14 '
      'parameters'),
     (['audit=inversion', 'audit.target=4'], 'audit.target=4: must be a hospital index < 4'),
+    (['training.batched=true', 'optimizer=adam'],
+     "training.batched=True: cannot train these hospitals together: optimizer 'adam'"),
     (['privacy=distributed', 'privacy.epsilon=4', 'encryption=ckks', 'min_clients=4',
       'encryption.key_holders=2', 'encryption.preset=n4096'],
      'privacy.bits=16: the sum of 4 hospitals\' integers below 2^16 reaches 262144, beyond'),

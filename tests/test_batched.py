@@ -93,3 +93,22 @@ def test_what_cannot_run_batched_says_why():
     with pytest.raises(ValueError, match="cannot train batched"):
         train_batched(mlp, _data(), np.zeros((3, num_trainable(mlp))), settings=adam,
                       strategy=FedAvg(), generators=[torch.Generator()] * 3)
+
+
+def test_auto_batches_busy_workers_and_says_why_it_does_not():
+    from fedray.batched import AUTO_MIN_HOSPITALS, batched_choice
+    from fedray.config import RayConfig, SimulationConfig, TrainingConfig
+
+    mlp = build_model(ModelConfig(name="mlp"), num_features=13, num_classes=2)
+    auto = SimulationConfig()
+    assert batched_choice(auto, mlp, clips_each_record=False, hosted=AUTO_MIN_HOSPITALS) == \
+        (True, None)
+    batched, why = batched_choice(auto, mlp, clips_each_record=False, hosted=4)
+    assert not batched and "4 hospitals a worker" in why
+    insist = SimulationConfig(training=TrainingConfig(batched="true"))
+    assert batched_choice(insist, mlp, clips_each_record=False, hosted=4) == (True, None)
+    assert "DP-SGD" in batched_choice(insist, mlp, clips_each_record=True)[1]
+    gpu = SimulationConfig(ray=RayConfig(num_gpus_per_actor=0.5))
+    assert "GPU" in batched_choice(gpu, mlp, clips_each_record=False)[1]
+    off = SimulationConfig(training=TrainingConfig(batched=False))  # YAML's boolean
+    assert batched_choice(off, mlp, clips_each_record=False) == (False, "training.batched=false")

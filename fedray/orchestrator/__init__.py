@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from fedray.audit.client_canary import CanaryClients
 from fedray.audit.run import gradient_canaries_for
 from fedray.availability import draw_profile, local_steps
+from fedray.batched import batched_choice
 from fedray.checkpoint import write_checkpoint
 from fedray.config import ConfigError, SimulationConfig
 from fedray.data import FederationPlan
@@ -120,6 +121,7 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
     summary["model_sha256"] = hashlib.sha256(
         np.ascontiguousarray(final_vector).tobytes()).hexdigest()
     summary["resumed_from_round"] = None if resume is None else resume["round"]
+    summary["training"] = _training_summary(prepared, run.workers.owner)
     if prepared.privacy.skellam is not None:  # the decryptor's count, driver's eyes only
         summary["privacy"]["mechanism"].update(wrap_report(
             run.workers.key_side.wrapped(), prepared.privacy.skellam.length))
@@ -133,6 +135,23 @@ def run_rounds(prepared: Prepared, cluster: dict[str, float], wall_start: float,
             gradient_canaries=gradient_canaries_for(
                 config, num_parameters=prepared.num_trainable, clip=prepared.privacy.clip))
     return Finished(summary, run.record.log.frame(), final_vector)
+
+
+def _training_summary(prepared: Prepared, owner: dict[int, Any]) -> dict[str, Any]:
+    """training.batched as the busiest hospital worker decided it (each decides for
+    the hospitals it hosts, fedray/batched.py)."""
+    hospitals = len(prepared.federation.hospitals)
+    hosted: dict[int, int] = {}
+    for i, actor in owner.items():
+        if i < hospitals:
+            hosted[id(actor)] = hosted.get(id(actor), 0) + 1
+    model = build_model(prepared.config.model, num_features=prepared.federation.num_features,
+                        num_classes=prepared.federation.num_classes)
+    batched, why_not = batched_choice(prepared.config, model,
+                                      clips_each_record=prepared.privacy.clips_each_record,
+                                      hosted=max(hosted.values(), default=0))
+    return {"batched": batched, "not_batched_because": why_not,
+            "most_hospitals_a_worker": max(hosted.values(), default=0)}
 
 
 def _start(prepared: Prepared, cluster: dict[str, float], resume: dict[str, Any] | None

@@ -123,6 +123,11 @@ class PrivacyPlan:
         return self.adjacency is Adjacency.REPLACE_ONE
 
     @property
+    def clips_each_record(self) -> bool:
+        """DP-SGD: each hospital's optimiser clips and noises per-record gradients."""
+        return self.mechanism.trains_records_privately
+
+    @property
     def epsilon_is_per_upload(self) -> bool:
         """Whether each hospital's ε is about its own upload, which the aggregator sees
         (local DP), rather than about the released sums."""

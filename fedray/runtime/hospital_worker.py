@@ -11,13 +11,14 @@ import torch
 
 from fedray.audit.client_canary import CanaryClients
 from fedray.audit.run import gradient_canaries_for, with_canaries
+from fedray.batched import batched_choice, train_batched
 from fedray.config import SimulationConfig
 from fedray.crypto import AwaitingKeys, make_codec
 from fedray.crypto.release import model_digest, register_update
 from fedray.crypto.sealing import SealingKey
 from fedray.data import HospitalData, HospitalPlan, build_hospitals
 from fedray.hospital import Hospital, RoundSetup
-from fedray.local_trainers import CanaryTraining
+from fedray.local_trainers import CanaryTraining, TrainedTogether
 from fedray.models import build_model, flatten, num_trainable
 from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, upload_layout
 from fedray.privacy import PrivacyPlan
@@ -99,6 +100,9 @@ class HospitalWorker:
                 planned_train=len(plan.train_rows),
             )
         self.personalize_steps = config.personalize_steps
+        # training.batched: the hospitals hosted here train together each round
+        self.batched = self.device == "cpu" and batched_choice(
+            config, model, clips_each_record=privacy.clips_each_record, hosted=len(plans))[0]
         self.canaries = {}
         if canaries is not None:
             self.canary_setup = dataclasses.replace(
@@ -160,6 +164,7 @@ class HospitalWorker:
         makes all three, so a round that arrived always has its states). A ``late``
         hospital trains (and spends its budget) but its update misses the round."""
         updates, reports = [], []
+        together = self._train_together(broadcast, weights) if self.batched else {}
         for i, w in weights.items():
             if i in self.canaries:  # the auditor's instrument: its report is nobody's
                 update, _ = self.canaries[i].train(self.canary_setup, broadcast, weight=w,
@@ -167,7 +172,9 @@ class HospitalWorker:
                 updates.extend([update] if update is not None and i not in late else [])
                 continue
             hospital = self.hospitals[i] if i in self.hospitals else self.trainers[i]
-            update, report = hospital.train(self.setup, broadcast, weight=w, round_=round_)
+            setup = (self.setup if i not in together
+                     else dataclasses.replace(self.setup, trainer=together[i]))
+            update, report = hospital.train(setup, broadcast, weight=w, round_=round_)
             if i in late:
                 update, report = None, dataclasses.replace(report, late=True)
             if update is not None:
@@ -180,6 +187,26 @@ class HospitalWorker:
                              for u in updates]
             ray.get([d.register.remote(registrations) for d in self.keys.decryptors])
         return updates, reports, self.state_dict(list(weights))
+
+    def _train_together(self, broadcast: RoundBroadcast, weights: dict[int, float]
+                        ) -> dict[int, TrainedTogether]:
+        """This round's hospitals that will train (asked, with budget left), trained
+        together from the global model (fedray/batched.py); each then runs the rest of
+        its round (coin, delta, uploads, pipeline) on its own."""
+        chosen = [self.hospitals[i] for i in weights if i in self.hospitals
+                  and self.hospitals[i].privacy.ledger.can_afford_round()]
+        if not chosen:
+            return {}
+        model = self.setup.model
+        start = np.asarray(broadcast.global_vector, dtype=np.float32)[:num_trainable(model)]
+        rows = np.tile(start, (len(chosen), 1))
+        trained, losses, steps = train_batched(
+            model, [(h.x_train, h.y_train) for h in chosen], rows,
+            settings=self.setup.settings, strategy=self.setup.strategy,
+            generators=[h.data_order for h in chosen],
+            planned=[h.planned_train for h in chosen])
+        return {h.index: TrainedTogether(trained[k], float(losses[k]), steps[k])
+                for k, h in enumerate(chosen)}
 
     def evaluate(self, broadcast: RoundBroadcast, round_: int = 0
                  ) -> dict[int, tuple[Any, Any | None]]:

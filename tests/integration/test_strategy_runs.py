@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fedray import ModelConfig, PartitionConfig, simulate
-from fedray.config import EncryptionConfig, PrivacyConfig, StrategyConfig
+from fedray.config import EncryptionConfig, PrivacyConfig, StrategyConfig, TrainingConfig
 from fedray.models import initial_parameters
 from tests.conftest import synthetic_config
 
@@ -86,3 +86,18 @@ def test_fedbn_under_local_dp_never_moves_batchnorm_on_the_server(ray_local):
     initial = initial_parameters(model, num_features=13, num_classes=2, seed=0)
     assert np.array_equal(result.global_vector[kept], initial[kept])
     assert not np.allclose(result.global_vector[~kept], initial[~kept])
+
+
+def test_hospitals_trained_together_give_the_runs_model(ray_local):
+    """training.batched: the workers' stacked path against their per-hospital loop, in
+    a real run (uneven hospitals, 2 rounds): FedProx's pull, and local DP's noise on the
+    same deltas (FedAvg and FedOpt's local steps: tests/test_batched.py)."""
+    strategy, privacy = "fedprox", PrivacyConfig(name="local", epsilon=8.0)
+    shape = dict(num_records=300, num_clients=3, num_rounds=2, model=ModelConfig(name="mlp"),
+                 partition=PartitionConfig(name="dirichlet", alpha=1.0),
+                 strategy=StrategyConfig(name=strategy, mu=0.1), privacy=privacy)
+    alone = simulate(synthetic_config(training=TrainingConfig(batched="false"), **shape))
+    together = simulate(synthetic_config(training=TrainingConfig(batched="true"), **shape))
+    assert together.summary["training"]["batched"] is True
+    assert alone.summary["training"]["not_batched_because"] == "training.batched=false"
+    assert np.abs(together.global_vector - alone.global_vector).max() <= 1e-5
