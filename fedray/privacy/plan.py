@@ -328,7 +328,7 @@ def _skellam(config: SimulationConfig, *, summands: int, model: nn.Module,
         bits=privacy.bits, summands=summands, min_shares=config.min_clients,
         colluders=privacy.colluders, clip=weighted_clip,
         size=upload_layout(build_strategy(config.strategy), model, summands).size,
-        seed=config.seed)
+        seed=config.seed, reduces=config.encryption.key_holders == 1)
     try:
         if privacy.noise_multiplier is not None:
             plan = plan_skellam(noise_multiplier=privacy.noise_multiplier, **shares)

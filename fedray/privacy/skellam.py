@@ -199,6 +199,9 @@ class SkellamPlan:
     variance: float
     share_variance: float
     seed: int  # the public rotation's
+    # True: each hospital reduces its integers into the field (one key's lanes); False:
+    # they travel whole (threshold CKKS, one a slot), so the combined sum is exactly S
+    reduces: bool = True
 
     def round_rdp(self, alpha: int) -> float:
         return skellam_rdp(alpha, variance=self.variance, l2=self.l2, l1=self.l1)
@@ -221,8 +224,9 @@ def scale_for_bits(*, bits: int, summands: int, clip: float, length: int,
                    noise_std: float) -> float | None:
     """The largest γ whose sum stays in the field except with probability
     ``WRAP_PROBABILITY`` per coordinate (TFF's heuristic): k·√(n²γ²C²/D + n/4 + γ²σ²)
-    ≤ 2^(B−1), with n summands, their rotated values at most C/√D each (aligned, the
-    worst case), rounding variance 1/4 each and the sum's noise std σ (unscaled).
+    ≤ 2^(B−1), with n summands, their rotated values about C/√D each (aligned updates:
+    the worst case it is sized for), rounding variance 1/4 each and the noise std σ
+    (unscaled) that all n senders' shares add up to.
     None when even γ → 0 does not fit (2^(2B) ≤ n·k²)."""
     room = 4.0 ** bits - summands * K_STDDEVS ** 2
     if room <= 0:
@@ -236,15 +240,19 @@ class SkellamPlanError(ValueError):
 
 
 def plan_skellam(*, bits: int, summands: int, min_shares: int, colluders: int, clip: float,
-                 size: int, noise_multiplier: float, seed: int) -> SkellamPlan:
+                 size: int, noise_multiplier: float, seed: int, reduces: bool = True
+                 ) -> SkellamPlan:
     """The mechanism whose released sum carries noise of std ``noise_multiplier``·C
     (unscaled, like the Gaussian's σ) in a field of 2^``bits``: γ from the bits,
     variance (γσC)² for the sum, shared by the ``min_shares`` − ``colluders`` shares a
     release is guaranteed to keep."""
     length = padded_length(size)
     noise_std = noise_multiplier * clip
+    shares = min_shares - colluders
+    # every one of the n senders adds a share v/(m − t): the sum carries n/(m − t) times
+    # the planned noise, and the field must hold that, not the planned noise alone
     scale = scale_for_bits(bits=bits, summands=summands, clip=clip, length=length,
-                           noise_std=noise_std)
+                           noise_std=noise_std * math.sqrt(summands / shares))
     if scale is None:
         raise SkellamPlanError(
             f"privacy.bits={bits}: a field of 2^{bits} cannot hold the sum of {summands} "
@@ -253,13 +261,13 @@ def plan_skellam(*, bits: int, summands: int, min_shares: int, colluders: int, c
     l2, l1 = norm_bounds(scale * clip, length)
     variance = (scale * noise_std) ** 2
     return SkellamPlan(bits=bits, scale=scale, length=length, l2=l2, l1=l1,
-                       variance=variance, share_variance=variance / (min_shares - colluders),
-                       seed=seed)
+                       variance=variance, share_variance=variance / shares, seed=seed,
+                       reduces=reduces)
 
 
 def calibrate_skellam(*, epsilon: float, delta: float, rounds: int, sample_rate: float,
                       bits: int, summands: int, min_shares: int, colluders: int, clip: float,
-                      size: int, seed: int) -> SkellamPlan:
+                      size: int, seed: int, reduces: bool = True) -> SkellamPlan:
     """The least noise (as σ, the released sum's std over C) whose Skellam mechanism in
     2^``bits`` spends at most ``epsilon`` over ``rounds``. Refused, naming the bits,
     when no σ reaches it: the rounding's own sensitivity (the D/4 term) grows against
@@ -267,7 +275,7 @@ def calibrate_skellam(*, epsilon: float, delta: float, rounds: int, sample_rate:
     def spent(sigma: float) -> float:
         plan = plan_skellam(bits=bits, summands=summands, min_shares=min_shares,
                             colluders=colluders, clip=clip, size=size,
-                            noise_multiplier=sigma, seed=seed)
+                            noise_multiplier=sigma, seed=seed, reduces=reduces)
         return plan.epsilon(rounds=rounds, sample_rate=sample_rate, delta=delta)
 
     high = 1.0
@@ -288,4 +296,4 @@ def calibrate_skellam(*, epsilon: float, delta: float, rounds: int, sample_rate:
             high = middle
     return plan_skellam(bits=bits, summands=summands, min_shares=min_shares,
                         colluders=colluders, clip=clip, size=size, noise_multiplier=high,
-                        seed=seed)
+                        seed=seed, reduces=reduces)

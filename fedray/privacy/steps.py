@@ -82,6 +82,8 @@ class SkellamShare:
         scaled = rotate(np.asarray(weighted, dtype=np.float64), plan.seed) * plan.scale
         rounded = conditional_round(scaled, plan.l2, rng)
         noised = rounded + skellam_noise(len(rounded), self.share_variance, rng)
+        if not plan.reduces:  # threshold CKKS: whole, so the combined sum is exactly S
+            return noised.astype(np.float64)
         return wrap(noised + (1 << (plan.bits - 1)), plan.bits).astype(np.float64)
 
 
@@ -97,15 +99,18 @@ class KeepSum:
 
 @dataclass(frozen=True)
 class SkellamRestore:
-    """The server's side of :class:`SkellamShare`: the released integers (modulo 2^B,
-    or whole under threshold CKKS) less the ``summands`` hospitals' offsets of 2^(B−1),
-    re-centred into the field, divided by γ and rotated back to ``size`` coordinates."""
+    """The server's side of :class:`SkellamShare`: the released integers (modulo 2^B
+    less the ``summands`` hospitals' offsets of 2^(B−1); or the whole sum S under
+    threshold CKKS), re-centred into the field (so S mod 2^B either way), divided by γ
+    and rotated back to ``size`` coordinates."""
 
     plan: SkellamPlan
 
     def __call__(self, total: np.ndarray, size: int, summands: int) -> np.ndarray:
         plan = self.plan
-        integers = np.rint(total).astype(np.int64) - summands * (1 << (plan.bits - 1))
+        integers = np.rint(total).astype(np.int64)
+        if plan.reduces:
+            integers -= summands * (1 << (plan.bits - 1))
         return unrotate(centre(integers, plan.bits) / plan.scale, plan.seed, size)
 
 
@@ -140,7 +145,9 @@ class SkellamLedger:
         self.steps += steps
 
     def with_double_sensitivity(self) -> SkellamLedger:
-        """The ledger of a neighbour twice as far (a replacement), without a budget."""
+        """The ledger of a neighbour twice as far (a replacement), without a budget:
+        Δ₂ and Δ₁ doubled under the same subsampling bound, as the Gaussian ledger halves
+        σ — a heuristic for the replace relation under Poisson sampling, not a proof."""
         plan = dataclasses.replace(self.plan, l2=2 * self.plan.l2, l1=2 * self.plan.l1)
         return dataclasses.replace(self, plan=plan, budget=None)
 

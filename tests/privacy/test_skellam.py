@@ -3,6 +3,7 @@ bound against the exact Rényi divergence of Skellam distributions, its accounti
 against dp-accounting where dp-accounting has the event (the Gaussian it tends to),
 the rotation, the conditional rounding, and the integers' exact sum under real CKKS."""
 
+import dataclasses
 import math
 
 import dp_accounting
@@ -221,3 +222,50 @@ def test_hospitals_integers_restore_to_the_weighted_sum():
     assert np.abs(SkellamRestore(plan)(total, size, hospitals)
                   - np.sum(updates, axis=0)).max() \
         < 4 * hospitals / plan.scale  # without noise: rounding alone
+
+
+def test_the_field_holds_every_senders_share_when_fewer_shares_are_guaranteed():
+    # 20 senders, a release guaranteed only 1 share (min_clients = 1): each share carries
+    # the whole planned variance, the sum 20 times it; the scale must make room for that
+    hospitals, size = 20, 514
+    plan = plan_skellam(bits=16, summands=hospitals, min_shares=1, colluders=0, clip=0.05,
+                        size=size, noise_multiplier=4.0, seed=0)
+    assert plan.share_variance == pytest.approx(plan.variance)
+    rng = np.random.default_rng(3)
+    wrapped = total = 0
+    for _ in range(5):
+        exact = np.zeros(plan.length, dtype=np.int64)
+        for u in rng.normal(size=(hospitals, size)):
+            rounded = conditional_round(rotate(0.05 * u / np.linalg.norm(u), plan.seed)
+                                        * plan.scale, plan.l2, rng)
+            exact += rounded + skellam_noise(plan.length, plan.share_variance, rng)
+        wrapped += int(np.count_nonzero(centre(exact, 16) != exact))
+        total += plan.length
+    assert wrapped / total < 2e-3  # 1e-4 planned (38% when the field held the plan alone)
+
+
+def test_under_threshold_ckks_integers_travel_whole_and_restore_alike():
+    size, hospitals = 100, 3
+    kept = plan_skellam(bits=12, summands=hospitals, min_shares=hospitals, colluders=0,
+                        clip=1.0, size=size, noise_multiplier=0.5, seed=1)
+    whole = dataclasses.replace(kept, reduces=False)
+    updates = [u / np.linalg.norm(u) for u in np.random.default_rng(4).normal(
+        size=(hospitals, size))]
+
+    def stream(seed):
+        class Stream:
+            secure = False
+            generator_ = np.random.default_rng(seed)
+
+            def generator(self):
+                return self.generator_
+        return Stream()
+
+    sums = {}
+    for name, plan in (("reduced", kept), ("whole", whole)):
+        share = SkellamShare(plan, plan.share_variance)
+        sent = [share(u, stream(h)) for h, u in enumerate(updates)]
+        if name == "whole":
+            assert min(v.min() for v in sent) < 0  # centred, not offset into the field
+        sums[name] = SkellamRestore(plan)(np.sum(sent, axis=0), size, hospitals)
+    np.testing.assert_allclose(sums["whole"], sums["reduced"], atol=1e-9)
