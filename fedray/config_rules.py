@@ -87,10 +87,6 @@ def integer_sums_pack_their_own_lanes(config: SimulationConfig) -> None:
             raise ConfigError("encryption.integer_field_bits", encryption.integer_field_bits,
                               "only privacy=distributed sums integers; leave it null")
         return
-    if config.privacy.secure_rng:
-        raise ConfigError("privacy.secure_rng", True,
-                          "is not available with privacy=distributed yet: its Skellam noise "
-                          "needs Poisson draws, which fedray's ChaCha20 stream does not make")
     if config.privacy.accountant != "rdp":
         raise ConfigError("privacy.accountant", config.privacy.accountant,
                           "must be rdp with privacy=distributed: its Skellam mechanism is "

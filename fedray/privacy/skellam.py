@@ -15,8 +15,8 @@ and rotates back.
 Why Skellam and not the distributed discrete Gaussian: its RDP is in closed form
 (Agarwal et al., Theorem 3.5) and holds for the sum of any number of shares (a sum of
 discrete Gaussians is not a discrete Gaussian, so DDGauss's bound carries an extra τ
-term), and its noise is two Poisson draws, which numpy's generators (seeded or the
-ChaCha20 one) sample exactly.
+term), and its noise is two Poisson draws: numpy's seeded generator's, or (with
+``privacy.secure_rng``) Hörmann's PTRS on the ChaCha20 stream (fedray/privacy/csprng.py).
 
 Privacy: the neighbouring relation is distributed DP's zero-out (one hospital's
 content replaced by zero); in the scaled domain its rounded vector has L2 norm ≤ Δ₂

@@ -50,3 +50,27 @@ def test_secure_noise_comes_from_a_fresh_stream_each_draw_with_the_planned_std()
              for _ in range(2)]
     assert not np.allclose(*draws)  # fresh OS keys
     assert all(np.std(d) == pytest.approx(1.5, rel=0.02) for d in draws)
+
+
+@pytest.mark.parametrize("lam", [0.5, 3.0, 9.9, 10.0, 50.0])
+def test_poisson_draws_follow_the_poisson_pmf(lam):
+    draws = ChaChaStream(key=bytes(32), nonce=bytes(16)).poisson(lam, 100_000)
+    support = np.arange(0, int(lam + 10 * lam ** 0.5 + 20))
+    seen = np.bincount(draws, minlength=len(support))[:len(support)] / len(draws)
+    distance = 0.5 * np.abs(seen - stats.poisson.pmf(support, lam)).sum()
+    assert distance < 0.01 and draws.dtype == np.int64
+    # a broken sampler (numpy's at 1.1 λ) is far off the same pmf: the check has power
+    wrong = np.random.default_rng(0).poisson(1.1 * lam, 100_000)
+    seen = np.bincount(wrong, minlength=len(support))[:len(support)] / len(wrong)
+    assert 0.5 * np.abs(seen - stats.poisson.pmf(support, lam)).sum() > 0.02
+
+
+def test_large_poisson_draws_have_the_mean_and_variance_and_skellam_shares_run_secure():
+    from fedray.privacy.skellam import skellam_noise
+
+    draws = ChaChaStream().poisson(1e6, 50_000)
+    assert draws.mean() == pytest.approx(1e6, rel=1e-3)
+    assert draws.var() == pytest.approx(1e6, rel=0.03)
+    secure = make_randomness(secure=True, seed=np.random.SeedSequence(0))
+    noise = skellam_noise(50_000, 400.0, secure.generator())
+    assert noise.var() == pytest.approx(400.0, rel=0.03) and abs(noise.mean()) < 0.5
