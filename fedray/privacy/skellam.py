@@ -30,6 +30,7 @@ differential privacy": their general upper bound), rounds compose by adding RDP,
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -215,9 +216,17 @@ def skellam_epsilon(plan: SkellamPlan, *, rounds: int, sample_rate: float, delta
                     ) -> float:
     if rounds == 0:
         return 0.0
+    return rdp_to_epsilon(ORDERS, rounds * _round_rdp(plan, sample_rate), delta)
+
+
+@functools.lru_cache(maxsize=64)
+def _round_rdp(plan: SkellamPlan, sample_rate: float) -> np.ndarray:
+    """One round's subsampled RDP at ``ORDERS``: the same every round, so the run's
+    ledger (asked each round) computes it once (6 ms at q < 1)."""
     rdp_of = {a: plan.round_rdp(a) for a in range(2, ORDERS[-1] + 1)}
     per_round = np.array([poisson_subsampled_rdp(a, sample_rate, rdp_of) for a in ORDERS])
-    return rdp_to_epsilon(ORDERS, rounds * per_round, delta)
+    per_round.flags.writeable = False  # shared by every caller
+    return per_round
 
 
 def scale_for_bits(*, bits: int, summands: int, clip: float, length: int,
