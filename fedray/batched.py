@@ -26,7 +26,7 @@ from torch import nn
 
 from fedray.models import loss_fn
 from fedray.strategies import build_strategy
-from fedray.strategies.base import Strategy
+from fedray.strategies.base import ClientRound, Strategy
 from fedray.training import LocalTraining, batch_indices
 
 
@@ -86,7 +86,8 @@ def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Ten
                   starts: np.ndarray, *, settings: LocalTraining,
                   generators: Sequence[torch.Generator], strategy: Strategy,
                   anchors: np.ndarray | None = None,
-                  planned: Sequence[int | None] | None = None
+                  planned: Sequence[int | None] | None = None,
+                  rounds: Sequence[ClientRound] | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """One round of local SGD for every hospital in ``data`` ((x, y) each), from its row
     of ``starts`` (hospitals × the model's trainable values, in ``model.parameters()``
@@ -94,6 +95,8 @@ def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Ten
     would). ``anchors``: the rows the strategy's terms pull towards (FedProx: the
     round's global model; default ``starts``). ``planned``: each hospital's planned
     record count, which sets its step count (``training.train_local``'s rule).
+    ``rounds``: each hospital's strategy round (broadcast and own state: SCAFFOLD's c
+    and cᵢ); default empty ones.
     Returns the trained rows, each hospital's mean training loss and its steps."""
     from torch.func import functional_call, grad_and_value, vmap
 
@@ -128,6 +131,9 @@ def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Ten
         per_record = loss_fn(functional_call(model, p, (x,)), y, reduction="none")
         return (per_record * real).sum() / real.sum().clamp(min=1.0)
 
+    if rounds is None:
+        rounds = [ClientRound([], {}, {}) for _ in range(hospitals)]
+    cache: dict = {}
     step = vmap(grad_and_value(batch_loss))
     who = torch.arange(hospitals)[:, None]
     losses = torch.zeros(hospitals, dtype=torch.float64)
@@ -137,7 +143,7 @@ def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Ten
         grads, loss = step(params, x_all[who, picked], y_all[who, picked],
                            real.to(x_all.dtype))
         moving = real.any(dim=1)
-        terms = strategy.stacked_terms(params, anchor)
+        terms = strategy.stacked_terms(params, anchor, rounds, cache)
         with torch.no_grad():
             for name, _, _ in shapes:
                 update = grads[name] if terms is None else grads[name] + terms[name]

@@ -24,6 +24,7 @@ from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Upda
 from fedray.privacy import PrivacyPlan
 from fedray.runtime.keys import HospitalKeys, open_hospital_keys
 from fedray.strategies import build_strategy
+from fedray.strategies.base import ClientRound, with_own_values
 from fedray.training import LocalTraining
 
 
@@ -164,7 +165,7 @@ class HospitalWorker:
         makes all three, so a round that arrived always has its states). A ``late``
         hospital trains (and spends its budget) but its update misses the round."""
         updates, reports = [], []
-        together = self._train_together(broadcast, weights) if self.batched else {}
+        together = self._train_together(broadcast, weights, round_) if self.batched else {}
         for i, w in weights.items():
             if i in self.canaries:  # the auditor's instrument: its report is nobody's
                 update, _ = self.canaries[i].train(self.canary_setup, broadcast, weight=w,
@@ -188,8 +189,8 @@ class HospitalWorker:
             ray.get([d.register.remote(registrations) for d in self.keys.decryptors])
         return updates, reports, self.state_dict(list(weights))
 
-    def _train_together(self, broadcast: RoundBroadcast, weights: dict[int, float]
-                        ) -> dict[int, TrainedTogether]:
+    def _train_together(self, broadcast: RoundBroadcast, weights: dict[int, float],
+                        round_: int) -> dict[int, TrainedTogether]:
         """This round's hospitals that will train (asked, with budget left), trained
         together from the global model (fedray/batched.py); each then runs the rest of
         its round (coin, delta, uploads, pipeline) on its own."""
@@ -197,14 +198,19 @@ class HospitalWorker:
                   and self.hospitals[i].privacy.ledger.can_afford_round()]
         if not chosen:
             return {}
-        model = self.setup.model
-        start = np.asarray(broadcast.global_vector, dtype=np.float32)[:num_trainable(model)]
-        rows = np.tile(start, (len(chosen), 1))
+        model, positions = self.setup.model, self.setup.local_positions
+        trainable = num_trainable(model)
+        # each from the broadcast with its own kept values (FedBN's, local's), as its
+        # loop would start; SCAFFOLD's terms read its round (c and its own cᵢ)
+        rows = np.stack([with_own_values(broadcast.global_vector, h.strategy_state, positions)
+                         [:trainable] for h in chosen]).astype(np.float32)
+        rounds = [ClientRound([], broadcast.extras, h.strategy_state, number=round_)
+                  for h in chosen]
         trained, losses, steps = train_batched(
             model, [(h.x_train, h.y_train) for h in chosen], rows,
             settings=self.setup.settings, strategy=self.setup.strategy,
             generators=[h.data_order for h in chosen],
-            planned=[h.planned_train for h in chosen])
+            planned=[h.planned_train for h in chosen], rounds=rounds)
         return {h.index: TrainedTogether(trained[k], float(losses[k]), steps[k])
                 for k, h in enumerate(chosen)}
 

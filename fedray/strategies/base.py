@@ -14,6 +14,7 @@ one vector, and split again after the secure sum.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,10 +90,13 @@ class Strategy(ABC):
         no record, so they are post-processing and cost no privacy."""
         return None
 
-    def stacked_terms(self, params: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor]
+    def stacked_terms(self, params: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor],
+                      rounds: Sequence[ClientRound], cache: dict
                       ) -> dict[str, torch.Tensor] | None:
-        """:meth:`gradient_terms` for parameters stacked over hospitals (first axis),
-        each pulled towards its row of ``anchors`` (the round's global model)."""
+        """:meth:`gradient_terms` for parameters stacked over hospitals (first axis):
+        row h is pulled towards its row of ``anchors`` (its start this round) and sees
+        its own ``rounds[h]`` (broadcast and state); ``cache`` lives for one call of
+        ``train_batched``, for terms fixed over the round."""
         return None
 
     def client_uploads(self, delta: np.ndarray, round_: ClientRound, *, steps: int, lr: float,

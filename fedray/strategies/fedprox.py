@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from fedray.strategies.base import ClientRound
@@ -26,6 +28,7 @@ class FedProx(FedAvg):
                        ) -> list[torch.Tensor] | None:
         return proximal_gradient(params, round_.global_params, self.mu)
 
-    def stacked_terms(self, params: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor]
+    def stacked_terms(self, params: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor],
+                      rounds: Sequence[ClientRound], cache: dict
                       ) -> dict[str, torch.Tensor] | None:
         return {name: self.mu * (p.detach() - anchors[name]) for name, p in params.items()}

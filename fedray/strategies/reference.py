@@ -20,6 +20,7 @@ from fedray.strategies.fedavg import FedAvg
 
 class Local(Strategy):
     name = "local"
+    trains_stacked = True  # plain SGD, each hospital from its own row
 
     def server_update(self, global_vector: np.ndarray, means: State, server_state: State
                       ) -> tuple[np.ndarray, State]:

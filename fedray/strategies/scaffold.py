@@ -7,6 +7,8 @@ noise and encryption pipeline."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -30,6 +32,7 @@ def control_variate_update(c_local: np.ndarray, c_global: np.ndarray, param_delt
 
 class Scaffold(Strategy):
     name = "scaffold"
+    trains_stacked = True  # its correction c − cᵢ is a constant row per hospital
 
     def __init__(self, *, server_lr: float = 1.0, control_weights: str = "uniform") -> None:
         """``control_weights``: ``uniform``, the paper's c ← c + Σ Δcᵢ / N (every
@@ -61,6 +64,20 @@ class Scaffold(Strategy):
                                     params)
             round_.cache["correction"] = correction
         return correction
+
+    def stacked_terms(self, params: dict[str, torch.Tensor], anchors: dict[str, torch.Tensor],
+                      rounds: Sequence[ClientRound], cache: dict
+                      ) -> dict[str, torch.Tensor] | None:
+        if "correction" not in cache:  # (hospitals × values), fixed for the round
+            rows = np.stack([r.broadcast["control"] - r.state["control"] for r in rounds])
+            correction, offset = {}, 0
+            for name, p in params.items():
+                size = p[0].numel()
+                correction[name] = torch.as_tensor(rows[:, offset:offset + size],
+                                                   dtype=p.dtype).view_as(p)
+                offset += size
+            cache["correction"] = correction
+        return cache["correction"]
 
     def client_uploads(self, delta: np.ndarray, round_: ClientRound, *, steps: int, lr: float,
                        num_trainable: int) -> State:

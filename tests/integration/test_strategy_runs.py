@@ -88,11 +88,15 @@ def test_fedbn_under_local_dp_never_moves_batchnorm_on_the_server(ray_local):
     assert not np.allclose(result.global_vector[~kept], initial[~kept])
 
 
-def test_hospitals_trained_together_give_the_runs_model(ray_local):
+@pytest.mark.parametrize("strategy, privacy", [
+    ("fedprox", PrivacyConfig(name="local", epsilon=8.0)),
+    ("scaffold", PrivacyConfig(name="none")),
+])
+def test_hospitals_trained_together_give_the_runs_model(ray_local, strategy, privacy):
     """training.batched: the workers' stacked path against their per-hospital loop, in
-    a real run (uneven hospitals, 2 rounds): FedProx's pull, and local DP's noise on the
-    same deltas (FedAvg and FedOpt's local steps: tests/test_batched.py)."""
-    strategy, privacy = "fedprox", PrivacyConfig(name="local", epsilon=8.0)
+    a real run (uneven hospitals, 2 rounds): FedProx's pull under local DP's noise on
+    the same deltas; SCAFFOLD's correction from each hospital's own control variate,
+    updated between the rounds (every strategy's local steps: tests/test_batched.py)."""
     shape = dict(num_records=300, num_clients=3, num_rounds=2, model=ModelConfig(name="mlp"),
                  partition=PartitionConfig(name="dirichlet", alpha=1.0),
                  strategy=StrategyConfig(name=strategy, mu=0.1), privacy=privacy)
