@@ -27,7 +27,7 @@ from torch import nn
 from fedray.models import loss_fn
 from fedray.strategies import build_strategy
 from fedray.strategies.base import ClientRound, Strategy
-from fedray.training import LocalTraining, batch_indices
+from fedray.training import LocalTraining
 
 
 def batched_unsupported(model: nn.Module, settings: LocalTraining, strategy: Strategy
@@ -70,15 +70,22 @@ def batched_choice(config: Any, model: nn.Module, *, clips_each_record: bool,
 def _batch_plan(sizes: Sequence[int], steps: Sequence[int], batch_size: int,
                 generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
     """Every hospital's batches for the round, as ``training.batch_indices`` draws them
-    from its generator: indices (H, T, B) and a mask of the real ones."""
+    from its generator (one permutation an epoch, cut into batches, the last one
+    short): indices (H, T, B) and a mask of the real ones."""
     rounds = max(steps, default=0)
     index = torch.zeros((len(sizes), rounds, batch_size), dtype=torch.long)
     mask = torch.zeros((len(sizes), rounds, batch_size), dtype=torch.bool)
     for h, (size, count, generator) in enumerate(zip(sizes, steps, generators)):
-        for t, batch in enumerate(batch_indices(size, batch_size=batch_size, num_steps=count,
-                                                generator=generator)):
-            index[h, t, :len(batch)] = batch
-            mask[h, t, :len(batch)] = True
+        if size == 0 or count == 0:
+            continue  # (the loop draws nothing for it either)
+        per_epoch = -(-size // batch_size)  # batches an epoch
+        epochs = -(-count // per_epoch)
+        padded = torch.full((epochs, per_epoch * batch_size), -1, dtype=torch.long)
+        for e in range(epochs):
+            padded[e, :size] = torch.randperm(size, generator=generator)
+        batches = padded.view(epochs * per_epoch, batch_size)[:count]
+        index[h, :count] = batches.clamp(min=0)
+        mask[h, :count] = batches >= 0
     return index, mask
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -21,8 +22,11 @@ class EvalStats:
     correct: int
     loss_sum: float
     auc: float | None  # exact, on this hospital's own split (binary tasks only)
-    positive_hist: np.ndarray | None  # counts of positive-class scores per bin
-    negative_hist: np.ndarray | None
+    # each test record's score bin (of SCORE_BINS), sorted: the score histogram of the
+    # positives and of the negatives, sparse (a hospital with 3 test records sends 3
+    # numbers, not 2 × 1,000 counts; tuples pickle ~10× faster than small arrays)
+    positive_bins: tuple[int, ...] | None
+    negative_bins: tuple[int, ...] | None
 
     @property
     def accuracy(self) -> float:
@@ -34,21 +38,74 @@ class EvalStats:
 
 
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> EvalStats:
+    return evaluate_many(model, x, y, [0, len(y)])[0]
+
+
+def evaluate_many(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  bounds: Sequence[int] | np.ndarray) -> list[EvalStats]:
+    """One model on many hospitals' test splits at once: rows ``bounds[h]`` to
+    ``bounds[h + 1]`` of ``x``, ``y`` are hospital h's. One forward pass; each
+    hospital's counts, loss, exact AUC and score bins are its own rows' only."""
+    bounds = np.asarray(bounds, dtype=np.int64)
+    sizes = np.diff(bounds)
+    hospitals = len(sizes)
     model.eval()
     with torch.no_grad():
         logits = model(x)
-        loss_sum = float(loss_fn(logits, y, reduction="sum"))
+        losses = loss_fn(logits, y, reduction="none")
         labels, scores = predict(logits)
-    correct = int((labels == y).sum())
-    binary = logits.shape[1] <= 2
-    auc = pos = neg = None
-    if binary:
-        s, t = scores.cpu().numpy(), y.cpu().numpy()
-        auc = exact_auc(s, t)
-        edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
-        pos = np.histogram(s[t == 1], bins=edges)[0]
-        neg = np.histogram(s[t == 0], bins=edges)[0]
-    return EvalStats(len(y), correct, loss_sum, auc, pos, neg)
+    owner = np.repeat(np.arange(hospitals), sizes)
+    truth = y.cpu().numpy()
+    correct = np.bincount(owner, weights=(labels == y).cpu().numpy(), minlength=hospitals)
+    loss_sums = np.bincount(owner, weights=losses.double().cpu().numpy(), minlength=hospitals)
+    if logits.shape[1] > 2:
+        return [EvalStats(int(sizes[h]), int(correct[h]), float(loss_sums[h]), None, None, None)
+                for h in range(hospitals)]
+    s = scores.cpu().numpy()
+    aucs = segment_auc(s, truth, bounds)
+    bins = score_bins(s)
+    return [EvalStats(int(sizes[h]), int(correct[h]), float(loss_sums[h]), aucs[h],
+                      tuple(np.sort(bins[lo:hi][truth[lo:hi] == 1]).tolist()),
+                      tuple(np.sort(bins[lo:hi][truth[lo:hi] == 0]).tolist()))
+            for h, (lo, hi) in enumerate(pairwise(bounds))]
+
+
+def score_bins(scores: np.ndarray) -> np.ndarray:
+    """Each score's bin among SCORE_BINS equal bins of [0, 1] (the last one closed),
+    as ``np.histogram`` assigns it."""
+    edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
+    found = np.searchsorted(edges, np.asarray(scores, dtype=np.float64), side="right") - 1
+    return np.clip(found, 0, SCORE_BINS - 1).astype(np.int16)
+
+
+def histogram(bins: Sequence[int] | np.ndarray) -> np.ndarray:
+    return np.bincount(np.asarray(bins, dtype=np.int64), minlength=SCORE_BINS)
+
+
+def _bins_of(counts: np.ndarray) -> tuple[int, ...]:
+    return tuple(np.repeat(np.arange(SCORE_BINS), counts).tolist())
+
+
+def segment_auc(scores: np.ndarray, labels: np.ndarray, bounds: np.ndarray
+                ) -> list[float | None]:
+    """:func:`exact_auc` of every segment ``bounds[h]:bounds[h + 1]`` at once (average
+    ranks within each segment's ties)."""
+    sizes = np.diff(bounds)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.lexsort((scores, owner))  # by segment, then score (segments stay in place)
+    sorted_scores, sorted_owner = scores[order], owner[order]
+    new_run = np.r_[True, (sorted_scores[1:] != sorted_scores[:-1])
+                    | (sorted_owner[1:] != sorted_owner[:-1])]
+    starts = np.flatnonzero(new_run)
+    ends = np.r_[starts[1:], len(scores)]
+    run_of = np.cumsum(new_run) - 1
+    rank = (starts + ends + 1)[run_of] / 2.0 - bounds[:-1][sorted_owner]
+    positive = labels[order] == 1
+    rank_sums = np.bincount(sorted_owner, weights=rank * positive, minlength=len(sizes))
+    n_pos = np.bincount(owner, weights=labels == 1, minlength=len(sizes))
+    n_neg = sizes - n_pos
+    return [None if p == 0 or q == 0 else float((r - p * (p + 1) / 2.0) / (p * q))
+            for r, p, q in zip(rank_sums, n_pos, n_neg)]
 
 
 def exact_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -84,16 +141,17 @@ def pooled(stats: Sequence[EvalStats]) -> EvalStats:
     pos: np.ndarray | None = None
     neg: np.ndarray | None = None
     auc = None
-    if all(s.positive_hist is not None for s in stats):
-        # evaluate_model makes both histograms or neither
-        pos = np.sum([s.positive_hist for s in stats if s.positive_hist is not None], axis=0)
-        neg = np.sum([s.negative_hist for s in stats if s.negative_hist is not None], axis=0)
+    if stats and all(s.positive_bins is not None for s in stats):
+        # evaluate_many gives both bins or neither
+        pos = histogram([b for s in stats for b in s.positive_bins or ()])
+        neg = histogram([b for s in stats for b in s.negative_bins or ()])
         auc = auc_from_histograms(pos, neg)
     return EvalStats(
         num=sum(s.num for s in stats),
         correct=sum(s.correct for s in stats),
         loss_sum=sum(s.loss_sum for s in stats),
-        auc=auc, positive_hist=pos, negative_hist=neg,
+        auc=auc, positive_bins=None if pos is None else _bins_of(pos),
+        negative_bins=None if neg is None else _bins_of(neg),
     )
 
 

@@ -169,6 +169,10 @@ class Hospital:
         self.strategy_state = {k: np.array(v) for k, v in state["strategy"].items()}
         self.optimizer_state = arrays_to_tensors(state["optimizer"])
 
+    @property
+    def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._x_test, self._y_test
+
     def evaluate(self, model: nn.Module, global_vector: np.ndarray,
                  local_positions: np.ndarray | None = None) -> EvalStats:
         """The global model on this hospital's test split (with its own BatchNorm

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedray.data.shift import NO_SHIFT, FeatureShift
+from fedray.data.split import shuffle_split
 
 
 @dataclass(frozen=True)
@@ -41,30 +42,6 @@ class HospitalData:
     @property
     def num_test(self) -> int:
         return len(self.y_test)
-
-
-def stratified_split(
-    labels: np.ndarray, *, train_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train/test positions within one hospital.
-
-    Stratified when every class present has more than two records, as FLamby's
-    Fed-Heart-Disease split does. scikit-learn's splitters keep the split identical to
-    FLamby's ``train_test_split`` for the same rows, fraction and seed; they are called
-    directly (what ``train_test_split`` does inside, without its per-call argument
-    checks, which cost more than the split at 10,000 hospitals).
-    """
-    # heavy: only the planner needs it
-    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-
-    n = len(labels)
-    classes, counts = np.unique(labels, return_counts=True)
-    stratified = len(classes) > 1 and bool(np.all(counts > 2))
-    splitter = (StratifiedShuffleSplit if stratified else ShuffleSplit)(
-        n_splits=1, train_size=train_fraction, test_size=1.0 - train_fraction,
-        random_state=seed)
-    train, test = next(splitter.split(np.zeros((n, 1)), labels if stratified else None))
-    return np.sort(train), np.sort(test)
 
 
 def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +78,7 @@ def plan_hospital(
     shift: FeatureShift = NO_SHIFT,
 ) -> HospitalPlan:
     rows = np.asarray(rows)
-    train, test = stratified_split(
+    train, test = shuffle_split(
         table.labels[rows], train_fraction=table.train_fraction, seed=table.split_seed
     )
     return HospitalPlan(

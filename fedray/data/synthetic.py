@@ -8,6 +8,8 @@ lab equipment.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from fedray.config import DatasetConfig
@@ -39,8 +41,13 @@ def shift_features(
     """One hospital's covariate shift: a per-feature gain and offset of size ``strength``."""
     if strength == 0:
         return features
-    rng = np.random.default_rng([seed, 0xC0DE, hospital])
-    d = features.shape[1]
-    gain = np.exp(strength * 0.5 * rng.standard_normal(d))
-    offset = strength * rng.standard_normal(d)
+    gain, offset = _gain_and_offset(seed, hospital, strength, features.shape[1])
     return (features * gain + offset).astype(np.float32)
+
+
+@lru_cache(maxsize=4)  # a hospital's train split, then its test split: drawn once
+def _gain_and_offset(seed: int, hospital: int, strength: float, d: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed, 0xC0DE, hospital])
+    gain = np.exp(strength * 0.5 * rng.standard_normal(d))
+    return gain, strength * rng.standard_normal(d)

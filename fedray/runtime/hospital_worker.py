@@ -17,9 +17,10 @@ from fedray.crypto import AwaitingKeys, make_codec
 from fedray.crypto.release import model_digest, register_update
 from fedray.crypto.sealing import SealingKey
 from fedray.data import HospitalData, HospitalPlan, build_hospitals
+from fedray.evaluation import evaluate_many
 from fedray.hospital import Hospital, RoundSetup
 from fedray.local_trainers import CanaryTraining, TrainedTogether
-from fedray.models import build_model, flatten, num_trainable
+from fedray.models import build_model, flatten, load_flat, num_trainable
 from fedray.pipeline import ClientPipeline, HospitalReport, RoundBroadcast, Update, upload_layout
 from fedray.privacy import PrivacyPlan
 from fedray.runtime.keys import HospitalKeys, open_hospital_keys
@@ -68,7 +69,7 @@ class HospitalWorker:
         ).to(self.device)
         strategy = build_strategy(config.strategy)
         layout = upload_layout(strategy, model, num_hospitals)
-        initial = flatten(model)
+        initial, trainable = flatten(model), num_trainable(model)
         self.setup = RoundSetup(
             model=model, strategy=strategy, layout=layout,
             settings=LocalTraining(epochs=config.local_epochs, steps=config.local_steps,
@@ -78,7 +79,7 @@ class HospitalWorker:
             trainer=privacy.local_trainer(
                 model, batch_size=config.batch_size, lr=config.lr,
                 gradient_canaries=gradient_canaries_for(
-                    config, num_parameters=num_trainable(model), clip=privacy.clip)),
+                    config, num_parameters=trainable, clip=privacy.clip)),
         )
         datasets = [with_canaries(config, plan.index, data, num_classes)
                     for plan, data in zip(plans, build_hospitals(config.dataset, plans,
@@ -97,10 +98,11 @@ class HospitalWorker:
                 pipeline=ClientPipeline(steps=own.steps, codec=codec,
                                          discretize=own.discretize), privacy=own,
                 secure_rng=privacy.secure_rng,
-                strategy_state=strategy.init_client_state(initial, num_trainable(model)),
+                strategy_state=strategy.init_client_state(initial, trainable),
                 planned_train=len(plan.train_rows),
             )
         self.personalize_steps = config.personalize_steps
+        self._test_block: tuple[torch.Tensor, torch.Tensor, np.ndarray] | None = None
         # training.batched: the hospitals hosted here train together each round
         self.batched = self.device == "cpu" and batched_choice(
             config, model, clips_each_record=privacy.clips_each_record, hosted=len(plans))[0]
@@ -118,7 +120,7 @@ class HospitalWorker:
                     pipeline=ClientPipeline(steps=own.steps, codec=codec,
                                          discretize=own.discretize), privacy=own,
                     secure_rng=privacy.secure_rng,
-                    strategy_state=strategy.init_client_state(initial, num_trainable(model)))
+                    strategy_state=strategy.init_client_state(initial, trainable))
         self.trainers = {}  # train only: not evaluated as a hospital
         if pooled_plans:
             self.trainers[num_hospitals] = Hospital(
@@ -218,15 +220,28 @@ class HospitalWorker:
                  ) -> dict[int, tuple[Any, Any | None]]:
         """Each hosted hospital's test statistics for the global model, and (with
         ``personalize_steps``) after its own fine-tuning."""
+        model, positions = self.setup.model, self.setup.local_positions
+        # one model for all: one forward pass over their splits
+        shared = self._evaluate_together(broadcast.global_vector) if positions is None else {}
         results = {}
         for i, h in self.hospitals.items():
-            stats = h.evaluate(self.setup.model, broadcast.global_vector,
-                               self.setup.local_positions)
+            stats = (shared[i] if positions is None
+                     else h.evaluate(model, broadcast.global_vector, positions))
             personal = (h.evaluate_personalized(self.setup, broadcast.global_vector,
                                                 self.personalize_steps, round_)
                         if self.personalize_steps else None)
             results[i] = (stats, personal)
         return results
+
+    def _evaluate_together(self, global_vector: np.ndarray) -> dict[int, Any]:
+        if self._test_block is None:  # the hosted hospitals' test splits, end to end
+            splits = [h.test_split for h in self.hospitals.values()]
+            self._test_block = (torch.cat([x for x, _ in splits]),
+                                torch.cat([y for _, y in splits]),
+                                np.r_[0, np.cumsum([len(y) for _, y in splits])])
+        x, y, bounds = self._test_block
+        load_flat(self.setup.model, global_vector)
+        return dict(zip(self.hospitals, evaluate_many(self.setup.model, x, y, bounds)))
 
     def epsilon_spent(self) -> dict[int, float | None]:
         """Each hosted hospital's ε from its own ledger, read at the end of a run (it

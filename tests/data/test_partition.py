@@ -73,21 +73,3 @@ def test_different_seeds_give_different_partitions():
     b = partition_records("iid", labels=labels, groups=None, num_clients=4, alpha=1,
                           min_records=2, seed=2)
     assert not all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-@pytest.mark.parametrize("n, classes, fraction", [(3, 2, 0.75), (10, 2, 0.8), (101, 3, 0.75),
-                                                  (50, 1, 0.5), (7, 2, 0.75)])
-def test_split_is_the_one_train_test_split_gives(n, classes, fraction):
-    """FLamby splits each centre with scikit-learn's train_test_split; fedray calls its
-    splitters directly (faster at 10,000 hospitals) and must give the same rows."""
-    from sklearn.model_selection import train_test_split
-
-    from fedray.data.base import stratified_split
-
-    labels = np.random.default_rng(n).integers(0, classes, n)
-    _, counts = np.unique(labels, return_counts=True)
-    stratify = labels if len(counts) > 1 and (counts > 2).all() else None
-    train, test = train_test_split(np.arange(n), train_size=fraction, test_size=1 - fraction,
-                                   random_state=43, shuffle=True, stratify=stratify)
-    ours = stratified_split(labels, train_fraction=fraction, seed=43)
-    assert np.array_equal(np.sort(train), ours[0]) and np.array_equal(np.sort(test), ours[1])
