@@ -22,16 +22,15 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from _venvs import FLOWER, ensure
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
-FLOWER_VENV = ROOT / ".venv-flower"
-FLOWER_PINS = ["flwr[simulation]==1.42.0", "torch==2.13.0"]
 FLOWER_ISSUE_S = 37.6  # Flower's median when issue #9 was filed (same machine class)
 
 
@@ -99,13 +98,7 @@ def fedray(overrides: list[str], run_dir: Path) -> dict[str, float]:
 
 
 def flower_python() -> Path:
-    python = FLOWER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"making {FLOWER_VENV} ({' '.join(FLOWER_PINS)}; a few minutes, once)",
-              flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(FLOWER_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *FLOWER_PINS], check=True)
-    return python
+    return ensure(FLOWER)  # .venv-flower, made on first use (benchmarks/_venvs.py)
 
 
 def bare(clients: int) -> dict[str, float]:

@@ -6,11 +6,14 @@ FedAvg over every client every round, evaluation on each client after every roun
     .venv-flower/bin/python benchmarks/flower_sim.py --clients 100 --rounds 10
 
 Written for this benchmark against Flower 1.42's documented API (ClientApp/ServerApp,
-NumPyClient, FedAvg); benchmarks/bench_sweeps.py times it as a whole process.
+NumPyClient, FedAvg); benchmarks/bench_sweeps.py and compare_simulators.py time it as a
+whole process. The last line, ``ROUNDS_SECONDS <s>``, is the time from the first round's
+configure_fit to the last round's aggregate_evaluate, for seconds per round.
 """
 
 import argparse
 import logging
+import time
 
 import numpy as np
 import torch
@@ -21,6 +24,7 @@ from flwr.server.strategy import FedAvg
 from flwr.simulation import run_simulation
 
 TRAIN, TEST, FEATURES = 200, 50, 13
+CLOCK: dict[str, float] = {}  # the server app runs in a thread of this process
 
 
 def model() -> torch.nn.Module:
@@ -69,6 +73,18 @@ class Hospital(NumPyClient):
         return loss, TEST, {"accuracy": accuracy}
 
 
+class TimedFedAvg(FedAvg):
+    """FedAvg that notes when the rounds begin and when the last evaluation is in."""
+
+    def configure_fit(self, server_round, parameters, client_manager):
+        CLOCK.setdefault("start", time.perf_counter())
+        return super().configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_evaluate(self, server_round, results, failures):
+        CLOCK["end"] = time.perf_counter()
+        return super().aggregate_evaluate(server_round, results, failures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=100)
@@ -83,16 +99,21 @@ def main() -> None:
     def server_fn(context: Context) -> ServerAppComponents:
         from flwr.common import ndarrays_to_parameters
 
-        strategy = FedAvg(fraction_fit=1.0, fraction_evaluate=1.0,
-                          min_fit_clients=args.clients, min_evaluate_clients=args.clients,
-                          min_available_clients=args.clients,
-                          initial_parameters=ndarrays_to_parameters(initial))
+        strategy = TimedFedAvg(fraction_fit=1.0, fraction_evaluate=1.0,
+                               min_fit_clients=args.clients,
+                               min_evaluate_clients=args.clients,
+                               min_available_clients=args.clients,
+                               initial_parameters=ndarrays_to_parameters(initial))
         return ServerAppComponents(strategy=strategy,
                                    config=ServerConfig(num_rounds=args.rounds))
 
     run_simulation(server_app=ServerApp(server_fn=server_fn),
                    client_app=ClientApp(client_fn=client_fn), num_supernodes=args.clients,
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}})
+                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                   # a fresh Ray, as fedray's: a bare ray.init() joins
+                                   # whatever local cluster /tmp/ray last recorded
+                                   "init_args": {"address": "local"}})
+    print(f"ROUNDS_SECONDS {CLOCK['end'] - CLOCK['start']:.6f}")
 
 
 if __name__ == "__main__":

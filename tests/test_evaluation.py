@@ -60,7 +60,7 @@ def test_fairness_names_the_worst_hospital_the_spread_and_the_gap():
                       "client_accuracy_gap": pytest.approx(0.4)}
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 2**16)), min_size=1, max_size=12),
        st.integers(1, 3))
 def test_many_hospitals_at_once_are_each_evaluated_alone(hospitals, outputs):

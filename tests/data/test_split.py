@@ -20,7 +20,7 @@ def _sklearn(labels, fraction, seed):
     return np.sort(train), np.sort(test)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(n=st.integers(2, 80), classes=st.integers(1, 5), skew=st.floats(0.0, 3.0),
        fraction=st.sampled_from([0.5, 0.6, 0.66, 0.7, 0.75, 0.8, 0.9]),
        seed=st.integers(0, 2**31 - 1))
