@@ -4,11 +4,12 @@ the reference).
 
 Each hospital keeps its own parameters (a slice of every stacked tensor), its own
 batch order (its own generator, drawn exactly as ``training.batch_indices`` draws it)
-and its own step count; ragged sizes are padded and masked. One vmapped
-``grad_and_value`` of the model's functional form (``torch.func.functional_call``)
-gives every hospital's gradient of its own mean batch loss in one call, so a step
-costs one batched matrix product per layer instead of one Python loop iteration per
-hospital. A hospital past its last step, or with nothing in its batch, does not move.
+and its own step count; ragged sizes are padded and masked. The model's functional
+form (``torch.func.functional_call``), vmapped over the stacked parameters, gives every
+hospital's mean batch loss in one call, and one backward pass of their sum gives each
+hospital the gradient of its own loss (no loss reads another's slice), so a step costs
+one batched matrix product per layer instead of one Python loop iteration per hospital.
+(Not ``torch.func.grad``: its first call imports torch._dynamo, ~1 s in every worker.) A hospital past its last step, or with nothing in its batch, does not move.
 
 What can run here (``batched_unsupported`` says why not): SGD, no BatchNorm (a batch
 statistic couples a hospital's records in a way the padding would change), a strategy
@@ -105,7 +106,7 @@ def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Ten
     ``rounds``: each hospital's strategy round (broadcast and own state: SCAFFOLD's c
     and cᵢ); default empty ones.
     Returns the trained rows, each hospital's mean training loss and its steps."""
-    from torch.func import functional_call, grad_and_value, vmap
+    from torch.func import functional_call, vmap
 
     if (reason := batched_unsupported(model, settings, strategy)) is not None:
         raise ValueError(f"cannot train batched: {reason}")
@@ -141,14 +142,16 @@ def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Ten
     if rounds is None:
         rounds = [ClientRound([], {}, {}) for _ in range(hospitals)]
     cache: dict = {}
-    step = vmap(grad_and_value(batch_loss))
+    step = vmap(batch_loss)
+    for tensor in params.values():
+        tensor.requires_grad_()
     who = torch.arange(hospitals)[:, None]
     losses = torch.zeros(hospitals, dtype=torch.float64)
     model.train()
     for t in range(index.shape[1]):
         picked, real = index[:, t], mask[:, t]
-        grads, loss = step(params, x_all[who, picked], y_all[who, picked],
-                           real.to(x_all.dtype))
+        loss = step(params, x_all[who, picked], y_all[who, picked], real.to(x_all.dtype))
+        grads = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
         moving = real.any(dim=1)
         terms = strategy.stacked_terms(params, anchor, rounds, cache)
         with torch.no_grad():
@@ -157,6 +160,7 @@ def train_batched(model: nn.Module, data: Sequence[tuple[torch.Tensor, torch.Ten
                 scale = (settings.lr * moving).to(update.dtype)
                 params[name] -= scale.view(-1, *[1] * (update.dim() - 1)) * update
         losses += torch.where(moving, loss.detach().double(), 0.0)
-    trained = torch.cat([params[name].reshape(hospitals, -1) for name, _, _ in shapes], dim=1)
+    trained = torch.cat([params[name].detach().reshape(hospitals, -1)
+                         for name, _, _ in shapes], dim=1)
     mean_loss = losses.numpy() / np.maximum(np.asarray(counts), 1)
     return trained.numpy(), mean_loss, counts
