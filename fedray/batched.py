@@ -9,7 +9,8 @@ form (``torch.func.functional_call``), vmapped over the stacked parameters, give
 hospital's mean batch loss in one call, and one backward pass of their sum gives each
 hospital the gradient of its own loss (no loss reads another's slice), so a step costs
 one batched matrix product per layer instead of one Python loop iteration per hospital.
-(Not ``torch.func.grad``: its first call imports torch._dynamo, ~1 s in every worker.) A hospital past its last step, or with nothing in its batch, does not move.
+(Not ``torch.func.grad``: its first call imports torch._dynamo, ~1 s in every worker.)
+A hospital past its last step, or with nothing in its batch, does not move.
 
 What can run here (``batched_unsupported`` says why not): SGD, no BatchNorm (a batch
 statistic couples a hospital's records in a way the padding would change), a strategy
